@@ -1,0 +1,6 @@
+"""Encoders. ``VideoViT`` plus a registry of named sizes."""
+
+from vtrep.backbones.registry import DECODER_PRESETS, PRESETS, create_video_vit
+from vtrep.backbones.video_vit import VideoViT
+
+__all__ = ["VideoViT", "PRESETS", "DECODER_PRESETS", "create_video_vit"]

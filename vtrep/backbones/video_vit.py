@@ -1,0 +1,149 @@
+"""Video ViT encoder: tubelet embedding, positional embedding, timm transformer blocks.
+
+``forward_features(video, ids_keep)`` runs the encoder on every token, or — for masked
+pretraining — only on the visible tokens ``ids_keep`` (the patch embedding itself is computed
+for those tokens only). ``pool`` averages tokens into one feature per clip, as VideoMAE's
+mean-pooling head does.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from vtrep.layers.patch_embed import TubeletEmbed
+from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
+
+
+def init_vit_weights(module: nn.Module) -> None:
+    """MAE / VideoMAE initialisation: xavier-uniform linears with zero bias, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
+                       drop_path_rate: float, norm_eps: float) -> nn.ModuleList:
+    """``depth`` pre-norm timm blocks with a linearly increasing stochastic-depth rate."""
+    if dim % num_heads != 0:
+        raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
+    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
+    norm = partial(nn.LayerNorm, eps=norm_eps)
+    return nn.ModuleList(
+        Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rate, norm_layer=norm)
+        for rate in rates
+    )
+
+
+class VideoViT(nn.Module):
+    """Vision transformer over spacetime tokens.
+
+    Args:
+        img_size: square frame side ``H = W``; must be a multiple of ``patch_size``.
+        num_frames: clip length ``T``; must be a multiple of ``tubelet_size``.
+        patch_size: spatial patch side (16 in VideoMAE and MAE-ST).
+        tubelet_size: frames per token (2 in both).
+        in_chans: colour channels.
+        embed_dim: token width ``D``.
+        depth: number of transformer blocks.
+        num_heads: attention heads; must divide ``embed_dim``.
+        mlp_ratio: hidden width of each MLP relative to ``D``.
+        qkv_bias: bias on the qkv projection (VideoMAE has q and v biases; a k bias cannot change
+            attention, so a zero k bias reproduces it exactly).
+        drop_path_rate: stochastic depth at the last block.
+        pos_embed: ``"sincos"`` (VideoMAE, fixed) or ``"separable"`` (MAE-ST, learnable).
+        norm_eps: LayerNorm epsilon.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        num_frames: int = 16,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        in_chans: int = 3,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        pos_embed: PosEmbedKind = "sincos",
+        norm_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}")
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        self.config: dict[str, Any] = dict(
+            img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=tubelet_size,
+            in_chans=in_chans, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, pos_embed=pos_embed, norm_eps=norm_eps,
+        )
+        self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
+        self.embed_dim = embed_dim
+        self.pos_embed = build_pos_embed(pos_embed, embed_dim, self.grid)
+        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, norm_eps)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.apply(init_vit_weights)
+        nn.init.xavier_uniform_(self.patch_embed.proj.weight.view(embed_dim, -1))
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid ``(t, h, w)``."""
+        return self.patch_embed.grid
+
+    @property
+    def num_tokens(self) -> int:
+        return self.patch_embed.num_tokens
+
+    @property
+    def patch_dim(self) -> int:
+        """Pixels per token times channels, ``P``."""
+        return self.patch_embed.patch_dim
+
+    def forward_features(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode ``video (B, C, T, H, W)`` into normalised tokens ``(B, N, D)``.
+
+        With ``ids_keep (B, Nv)`` only those tokens are embedded and encoded, giving ``(B, Nv, D)``
+        in the order of ``ids_keep``.
+        """
+        x = self.patch_embed(video, ids_keep)
+        pos = self.pos_embed().to(x.dtype)
+        if ids_keep is None:
+            x = x + pos
+        else:
+            x = x + torch.gather(pos.expand(x.shape[0], -1, -1), 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean over tokens: ``(B, N, D) -> (B, D)``."""
+        return tokens.mean(dim=1)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Pooled clip feature ``(B, D)``."""
+        return self.pool(self.forward_features(video))
+
+    def resize(self, img_size: int | None = None, num_frames: int | None = None) -> None:
+        """Change the input size in place; learnable position tables are interpolated."""
+        cfg = dict(self.config, img_size=img_size or self.config["img_size"],
+                   num_frames=num_frames or self.config["num_frames"])
+        old_pos = self.pos_embed.state_dict()
+        weight = self.patch_embed.proj
+        self.patch_embed = TubeletEmbed(cfg["img_size"], cfg["num_frames"], cfg["patch_size"],
+                                        cfg["tubelet_size"], cfg["in_chans"], cfg["embed_dim"])
+        self.patch_embed.proj = weight
+        self.pos_embed = build_pos_embed(cfg["pos_embed"], cfg["embed_dim"], self.grid).to(weight.weight.device)
+        self.pos_embed.load_state_dict(old_pos)
+        self.config = cfg

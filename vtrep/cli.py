@@ -1,0 +1,26 @@
+"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe``."""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+
+class VtrepCLI(LightningCLI):
+    """LightningCLI with models and datamodules given by ``class_path`` in YAML."""
+
+
+def main(args: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "probe":
+        from vtrep.eval.probe_cli import probe_cli
+
+        probe_cli(argv[1:])
+        return
+    VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
+             save_config_kwargs={"overwrite": True})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Narrow MAE decoder: encoder tokens plus mask tokens in, predicted patches of masked tokens out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vtrep.backbones.video_vit import init_vit_weights, transformer_blocks
+from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
+from vtrep.masking.base import MaskOutput
+from vtrep.objectives.targets import gather_tokens
+
+
+@dataclass
+class MAEDecoderConfig:
+    """Decoder sizes. VideoMAE: depth 4; width 192 with ViT-S, 384 with ViT-B."""
+
+    dim: int = 192
+    depth: int = 4
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+
+
+class MAEDecoder(nn.Module):
+    """VideoMAE's decoder, which does not unshuffle.
+
+    The encoder output is projected (``encoder_to_decoder``, no bias), given the decoder's own
+    positional embedding gathered at ``ids_keep``; mask tokens get the embedding gathered at
+    ``ids_mask``; the sequence ``[visible, masked]`` runs through the blocks and only the last
+    ``Nm`` outputs are projected to pixels. Attention is permutation-equivariant, so this equals
+    MAE-ST's unshuffle-then-predict-all followed by selecting masked tokens, at lower cost.
+
+    Args:
+        encoder_dim: width of the encoder tokens.
+        patch_dim: ``P``, values predicted per token.
+        grid: token grid ``(t, h, w)``.
+        config: decoder sizes.
+        pos_embed: ``"sincos"`` (VideoMAE) or ``"separable"`` (MAE-ST).
+        norm_eps: LayerNorm epsilon.
+    """
+
+    def __init__(self, encoder_dim: int, patch_dim: int, grid: tuple[int, int, int],
+                 config: MAEDecoderConfig | None = None, pos_embed: PosEmbedKind = "sincos",
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        cfg = config or MAEDecoderConfig()
+        if cfg.depth < 1:
+            raise ValueError(f"decoder depth must be >= 1, got {cfg.depth}")
+        self.encoder_to_decoder = nn.Linear(encoder_dim, cfg.dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = build_pos_embed(pos_embed, cfg.dim, grid)
+        self.blocks = transformer_blocks(cfg.dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, True, 0.0, norm_eps)
+        self.norm = nn.LayerNorm(cfg.dim, eps=norm_eps)
+        self.head = nn.Linear(cfg.dim, patch_dim)
+        self.apply(init_vit_weights)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, latent: torch.Tensor, mask: MaskOutput) -> torch.Tensor:
+        """``latent (B, Nv, D_enc)`` in ``ids_keep`` order -> predictions ``(B, Nm, P)`` in ``ids_mask`` order."""
+        x = self.encoder_to_decoder(latent)
+        batch = x.shape[0]
+        pos = self.pos_embed().to(x.dtype).expand(batch, -1, -1)
+        visible = x + gather_tokens(pos, mask.ids_keep)
+        masked = self.mask_token.to(x.dtype) + gather_tokens(pos, mask.ids_mask)
+        x = torch.cat([visible, masked], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x[:, -mask.num_masked:]))

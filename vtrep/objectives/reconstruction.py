@@ -1,0 +1,41 @@
+"""Masked reconstruction objective: MSE between decoder outputs and targets of the masked tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vtrep.objectives.targets import PixelTarget
+
+
+@dataclass
+class ReconstructionOutput:
+    """``loss``: scalar mean squared error; ``per_token``: ``(B, Nm)`` error of each reconstructed token."""
+
+    loss: torch.Tensor
+    per_token: torch.Tensor
+
+
+class MaskedReconstructionLoss(nn.Module):
+    """MSE over the tokens the decoder reconstructed, and only those.
+
+    The decoder predicts the tokens ``ids_mask`` only (VideoMAE's ``return_token_num``), so
+    visible tokens cannot enter the loss; the mean is over masked tokens and patch values,
+    which equals VideoMAE's ``MSELoss`` on ``outputs`` vs ``labels``.
+    """
+
+    def __init__(self, target: PixelTarget | None = None) -> None:
+        super().__init__()
+        self.target = target if target is not None else PixelTarget()
+
+    def forward(self, pred: torch.Tensor, video: torch.Tensor, ids_mask: torch.Tensor, patch_size: int,
+                tubelet_size: int) -> ReconstructionOutput:
+        """``pred (B, Nm, P)`` for tokens ``ids_mask (B, Nm)`` of ``video (B, C, T, H, W)``."""
+        with torch.no_grad():
+            target = self.target(video, patch_size, tubelet_size, ids_mask)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
+        per_token = (pred.float() - target).pow(2).mean(dim=-1)
+        return ReconstructionOutput(per_token.mean(), per_token)

@@ -1,0 +1,6 @@
+"""Optimiser helpers shared by the tasks."""
+
+from vtrep.optim.param_groups import weight_decay_groups
+from vtrep.optim.schedule import WarmupCosine, effective_batch_size, scaled_lr
+
+__all__ = ["WarmupCosine", "effective_batch_size", "scaled_lr", "weight_decay_groups"]

@@ -1,0 +1,39 @@
+"""Learning-rate scaling and the per-step warmup + cosine schedule of MAE / VideoMAE."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+
+
+def effective_batch_size(trainer: L.Trainer, per_device_batch: int) -> int:
+    """Clips per optimiser step: per-device batch × devices × nodes × gradient accumulation."""
+    return per_device_batch * trainer.world_size * trainer.accumulate_grad_batches
+
+
+def scaled_lr(base_lr: float, effective_batch: int) -> float:
+    """The linear scaling rule ``lr = base_lr × effective_batch / 256`` (MAE, VideoMAE)."""
+    return base_lr * effective_batch / 256
+
+
+class WarmupCosine:
+    """Multiplier for ``LambdaLR``, evaluated every optimiser step.
+
+    Linear warmup from 0 to 1 over ``warmup_steps`` (VideoMAE warms up from ~0), then a half
+    cosine from 1 down to ``min_ratio`` at ``total_steps``. Picklable, so it survives checkpoints.
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> None:
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+        self.total_steps, self.warmup_steps, self.min_ratio = total_steps, warmup_steps, min_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return step / self.warmup_steps
+        decay_steps = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / decay_steps)
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

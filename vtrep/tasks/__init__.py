@@ -1,0 +1,5 @@
+"""Thin LightningModules that wire components."""
+
+from vtrep.tasks.video_mae import VideoMAETask
+
+__all__ = ["VideoMAETask"]

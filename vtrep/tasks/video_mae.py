@@ -1,0 +1,194 @@
+"""``VideoMAETask``: masked-autoencoder pretraining of a video backbone (VideoMAE, MAE-ST).
+
+The task only wires components: a backbone, a masking strategy, a decoder and a reconstruction
+objective. Which paper it reproduces is a matter of configuration:
+
+* VideoMAE — ``TubeMasking(0.9)``, ``pos_embed: sincos``, target ``videomae_norm``;
+* MAE-ST — ``RandomMasking(0.9)``, ``pos_embed: separable``, target ``maest_norm``.
+
+Optimisation follows VideoMAE: AdamW (β = 0.9, 0.95; weight decay 0.05, none on biases, norms
+and learned tokens), ``lr = base_lr × effective batch / 256`` with the effective batch counting
+devices and gradient accumulation, and a per-step linear warmup + cosine decay to ``min_lr``
+(scaled by the same rule).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from vtrep.backbones.video_vit import VideoViT
+from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
+from vtrep.masking.base import MaskingStrategy, MaskOutput
+from vtrep.masking.tube import TubeMasking
+from vtrep.objectives.reconstruction import MaskedReconstructionLoss, ReconstructionOutput
+from vtrep.objectives.targets import PixelTarget, unpatchify_pixels
+from vtrep.optim import WarmupCosine, effective_batch_size, scaled_lr, weight_decay_groups
+from vtrep.pretrained import save_pretrained
+from vtrep.reports.recon_grid import masked_pixels, reconstruction_grid, save_grid
+
+
+def split_batch(batch: torch.Tensor | tuple | list | dict) -> torch.Tensor:
+    """The clip tensor ``(B, C, T, H, W)`` of a batch given as a tensor, ``(video, label)`` or ``{"video": ...}``."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, dict):
+        return batch["video"]
+    return batch[0]
+
+
+class VideoMAETask(L.LightningModule):
+    """Masked video pretraining.
+
+    Args:
+        backbone: the encoder (sees visible tokens only).
+        masking: strategy choosing visible tokens; default VideoMAE tube masking at 0.9.
+        decoder: decoder sizes (VideoMAE: 4 blocks, width 192 for ViT-S).
+        target: pixel target; default VideoMAE's per-patch, per-channel normalisation.
+        base_lr: learning rate per 256 clips.
+        min_lr: final learning rate per 256 clips.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_fraction: fraction of all optimiser steps spent in linear warmup.
+        batch_size: per-device batch size used for lr scaling; read from the datamodule when ``None``.
+        num_viz_clips: clips drawn in the validation reconstruction grid (0 disables it).
+        export_encoder: at the end of ``fit``, save the encoder as safetensors + config under the log dir.
+    """
+
+    def __init__(
+        self,
+        backbone: VideoViT,
+        masking: MaskingStrategy | None = None,
+        decoder: MAEDecoderConfig | None = None,
+        target: PixelTarget | None = None,
+        base_lr: float = 1.5e-4,
+        min_lr: float = 1e-5,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_fraction: float = 0.05,
+        batch_size: int | None = None,
+        num_viz_clips: int = 4,
+        export_encoder: bool = True,
+    ) -> None:
+        super().__init__()
+        if base_lr <= 0 or min_lr < 0 or min_lr > base_lr:
+            raise ValueError(f"need 0 <= min_lr <= base_lr and base_lr > 0, got base_lr={base_lr}, min_lr={min_lr}")
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.save_hyperparameters(ignore=["backbone", "masking", "target"])
+        self.backbone = backbone
+        self.masking = masking if masking is not None else TubeMasking(0.9)
+        pos_kind = backbone.config["pos_embed"]
+        self.decoder = MAEDecoder(backbone.embed_dim, backbone.patch_dim, backbone.grid, decoder, pos_kind,
+                                  backbone.config["norm_eps"])
+        self.objective = MaskedReconstructionLoss(target)
+        self._last_step_time: float | None = None
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, MaskOutput, ReconstructionOutput]:
+        """Mask, encode, decode: returns ``(pred (B, Nm, P), mask, reconstruction output)``."""
+        tokens = self.backbone.patch_embed(video) if self.masking.needs_tokens else None
+        mask = self.masking(video.shape[0], self.backbone.grid, video.device, tokens=tokens)
+        latent = self.backbone.forward_features(video, mask.ids_keep)
+        pred = self.decoder(latent, mask)
+        cfg = self.backbone.config
+        rec = self.objective(pred, video, mask.ids_mask, cfg["patch_size"], cfg["tubelet_size"])
+        return pred, mask, rec
+
+    def total_loss(self, mask: MaskOutput, rec: ReconstructionOutput) -> torch.Tensor:
+        return rec.loss if mask.aux_loss is None else rec.loss + mask.aux_loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        video = split_batch(batch)
+        _, mask, rec = self(video)
+        loss = self.total_loss(mask, rec)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/recon_loss", rec.loss)
+        if mask.aux_loss is not None:
+            self.log("train/aux_loss", mask.aux_loss)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
+        self._log_throughput(video)
+        return loss
+
+    def _log_throughput(self, video: torch.Tensor) -> None:
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            elapsed = max(now - self._last_step_time, 1e-9)
+            clips = video.shape[0] * self.trainer.world_size
+            self.log("train/clips_per_s", clips / elapsed, prog_bar=True)
+            self.log("train/tokens_per_s", clips * self.backbone.num_tokens / elapsed)
+        self._last_step_time = now
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        video = split_batch(batch)
+        # Fixed masks per batch index so validation losses are comparable across epochs.
+        devices = [video.device.index or 0] if video.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(batch_idx)
+            pred, mask, rec = self(video)
+        loss = self.total_loss(mask, rec)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        if batch_idx == 0 and self.hparams.num_viz_clips > 0:
+            self._write_reconstruction_grid(video, pred, mask)
+        return loss
+
+    # ------------------------------------------------------------------ pictures
+    def reconstruct(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput) -> tuple[torch.Tensor, ...]:
+        """Original, masked input and reconstruction as [0, 1] clips ``(B, C, T, H, W)``."""
+        cfg = self.backbone.config
+        target = self.objective.target
+        p, kt = cfg["patch_size"], cfg["tubelet_size"]
+        pixels = target.pixel_patches(video, p, kt)
+        recon = pixels.clone()
+        pred_pixels = target.to_pixels(pred, video, p, kt, mask.ids_mask)
+        index = mask.ids_mask[..., None, None].expand(-1, -1, *pixels.shape[2:])
+        recon.scatter_(1, index, pred_pixels.to(recon.dtype))
+        grid = self.backbone.grid
+        return tuple(unpatchify_pixels(x, grid, p, kt) for x in (pixels, masked_pixels(pixels, mask.mask), recon))
+
+    @rank_zero_only
+    def _write_reconstruction_grid(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput) -> None:
+        n = min(self.hparams.num_viz_clips, video.shape[0])
+        sub = MaskOutput(mask.ids_keep[:n], mask.ids_mask[:n], mask.ids_restore[:n], mask.mask[:n])
+        image = reconstruction_grid(*self.reconstruct(video[:n], pred[:n].detach(), sub))
+        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "reconstructions"
+        save_grid(image, out_dir / f"step_{self.global_step:07d}.png")
+        logger = self.logger
+        if logger is not None and hasattr(logger, "log_image"):
+            logger.log_image(key="val/reconstruction", images=[image], step=self.global_step)
+        elif logger is not None and hasattr(getattr(logger, "experiment", None), "add_image"):
+            logger.experiment.add_image("val/reconstruction", image, self.global_step)
+
+    # ------------------------------------------------------------------ optimisation
+    def per_device_batch_size(self) -> int:
+        if self.hparams.batch_size is not None:
+            return self.hparams.batch_size
+        datamodule = getattr(self.trainer, "datamodule", None)
+        size = getattr(datamodule, "batch_size", None)
+        if not isinstance(size, int):
+            raise ValueError("cannot scale the learning rate: pass model.batch_size or use a datamodule with "
+                             "an integer `batch_size` attribute")
+        return size
+
+    def configure_optimizers(self):
+        effective = effective_batch_size(self.trainer, self.per_device_batch_size())
+        lr = scaled_lr(self.hparams.base_lr, effective)
+        groups = weight_decay_groups(self, self.hparams.weight_decay)
+        fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(self.hparams.betas), fused=fused)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = WarmupCosine(total, int(self.hparams.warmup_fraction * total),
+                                self.hparams.min_lr / self.hparams.base_lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_encoder and self.trainer.is_global_zero:
+            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "encoder"
+            save_pretrained(self.backbone, out)
