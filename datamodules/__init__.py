@@ -1,0 +1,45 @@
+"""Video data loading for vtrep: decoding, clip sampling, transforms, datasets and data modules.
+
+Clips are float32 ``(C, T, H, W)`` per sample and ``(B, C, T, H, W)`` per batch. Public names
+are imported on first access, so ``import datamodules`` stays cheap (no torch, Lightning or
+decoder import until a name is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "VideoDecodeError": "datamodules.decoding",
+    "count_frames": "datamodules.decoding",
+    "read_clip": "datamodules.decoding",
+    "read_frames": "datamodules.decoding",
+    "write_video": "datamodules.decoding",
+    "clip_indices": "datamodules.sampling",
+    "stratified_split": "datamodules.splits",
+    "ClipTransform": "datamodules.transforms.video",
+    "IMAGENET_MEAN": "datamodules.transforms.video",
+    "IMAGENET_STD": "datamodules.transforms.video",
+    "VideoClipDataset": "datamodules.video_dataset",
+    "VIDEO_EXTENSIONS": "datamodules.video_folder",
+    "list_video_folder": "datamodules.video_folder",
+    "read_video_csv": "datamodules.video_csv",
+    "VideoDataModule": "datamodules.video_datamodule",
+    "SyntheticVideoDataModule": "datamodules.synthetic_video",
+    "generate_moving_sprites": "datamodules.synthetic_video",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

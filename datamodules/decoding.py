@@ -1,0 +1,205 @@
+"""Read and write video files as uint8 RGB frames ``(T, H, W, 3)``.
+
+Two decoders are supported: decord (random access, fast for sparse clips) and PyAV (sequential
+decoding, more tolerant of odd files). ``backend="auto"`` tries decord and falls back to PyAV on
+any decoder error, so one unreadable-by-decord file does not stop a run. Decoders are imported
+and opened per call, never at import time: a handle opened in the main process and inherited by
+forked DataLoader workers is not safe to use.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Literal, Sequence, Union
+
+import numpy as np
+import torch
+
+Backend = Literal["auto", "decord", "pyav"]
+BACKENDS = ("auto", "decord", "pyav")
+# Maps a video's frame count to the frame indices to read.
+FrameSelector = Callable[[int], Sequence[int]]
+
+
+class VideoDecodeError(RuntimeError):
+    """No backend could decode ``path``; ``reasons`` maps each backend tried to its error."""
+
+    def __init__(self, path: str, reasons: dict[str, str]) -> None:
+        self.path, self.reasons = str(path), dict(reasons)
+        detail = "; ".join(f"{name}: {reason}" for name, reason in self.reasons.items())
+        super().__init__(f"could not decode video {self.path!r} ({detail})")
+
+
+def _clamp(indices: Sequence[int], total: int) -> list[int]:
+    if total <= 0:
+        raise ValueError("the video has no decodable frames")
+    return [min(i, total - 1) for i in indices]
+
+
+def _check_indices(indices: Sequence[int]) -> list[int]:
+    out = [int(i) for i in indices]
+    if not out:
+        raise ValueError("indices must not be empty")
+    if min(out) < 0:
+        raise ValueError(f"indices must be non-negative, got {min(out)}")
+    return out
+
+
+def _decord_read(path: str, select: FrameSelector) -> np.ndarray:
+    from decord import VideoReader, cpu
+
+    reader = VideoReader(path, ctx=cpu(0), num_threads=1)
+    indices = _clamp(_check_indices(select(len(reader))), len(reader))
+    return reader.get_batch(indices).asnumpy()
+
+
+def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        total = stream.frames  # container metadata; 0 when unknown (e.g. some mkv/webm)
+        if total > 0:
+            wanted = _check_indices(select(total))
+            needed, last_needed = set(wanted), max(wanted)
+        else:
+            wanted, needed, last_needed = None, None, None
+        # Decoder output is in display order, so enumeration gives the frame index.
+        frames: dict[int, np.ndarray] = {}
+        last_index, last_frame = -1, None
+        for last_index, frame in enumerate(container.decode(stream)):
+            last_frame = frame
+            if needed is None or last_index in needed:
+                frames[last_index] = frame.to_ndarray(format="rgb24")
+            if last_needed is not None and last_index >= last_needed:
+                break
+        if last_frame is None:
+            raise ValueError("the video has no decodable frames")
+        if wanted is None:
+            wanted = _check_indices(select(last_index + 1))
+        # Metadata can overstate the length: clamp to the last frame actually decoded.
+        if last_index not in frames:
+            frames[last_index] = last_frame.to_ndarray(format="rgb24")
+        return np.stack([frames[i] for i in _clamp(wanted, last_index + 1)])
+
+
+_READERS = {"decord": _decord_read, "pyav": _pyav_read}
+
+
+def _check_path_and_backend(path: str, backend: str) -> list[str]:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file {str(path)!r} does not exist")
+    return ["decord", "pyav"] if backend == "auto" else [backend]
+
+
+def read_clip(path: str, select: FrameSelector, backend: Backend = "auto") -> torch.Tensor:
+    """Read the frames that ``select(frame_count)`` names, opening the file once.
+
+    Returns:
+        uint8 RGB frames ``(T, H, W, 3)``; indices past the end read the last frame.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        VideoDecodeError: every backend tried failed; the message names the file and each error.
+    """
+    path = str(path)
+    reasons: dict[str, str] = {}
+    for name in _check_path_and_backend(path, backend):
+        try:
+            return torch.from_numpy(np.ascontiguousarray(_READERS[name](path, select)))
+        except Exception as error:  # noqa: BLE001 - any decoder failure triggers the fallback
+            reasons[name] = f"{type(error).__name__}: {error}".strip()
+    raise VideoDecodeError(path, reasons)
+
+
+def read_frames(path: str, indices: Sequence[int], backend: Backend = "auto") -> torch.Tensor:
+    """Read frames ``indices`` (display order, 0-based) of ``path`` as uint8 RGB ``(T, H, W, 3)``.
+
+    Indices beyond the end are clamped to the last frame. ``backend="auto"`` tries decord, then
+    PyAV; if both fail a :class:`VideoDecodeError` names the file and both errors.
+    """
+    checked = _check_indices(indices)
+    return read_clip(path, lambda _total: checked, backend)
+
+
+def _pyav_count(path: str) -> int:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if stream.frames > 0:
+            return stream.frames
+        return sum(1 for _ in container.decode(stream))
+
+
+def _decord_count(path: str) -> int:
+    from decord import VideoReader, cpu
+
+    return len(VideoReader(path, ctx=cpu(0), num_threads=1))
+
+
+def count_frames(path: str, backend: Backend = "auto") -> int:
+    """Number of video frames in ``path`` (same backend fallback and errors as :func:`read_frames`)."""
+    path = str(path)
+    counters = {"decord": _decord_count, "pyav": _pyav_count}
+    reasons: dict[str, str] = {}
+    for name in _check_path_and_backend(path, backend):
+        try:
+            return counters[name](path)
+        except Exception as error:  # noqa: BLE001 - any decoder failure triggers the fallback
+            reasons[name] = f"{type(error).__name__}: {error}".strip()
+    raise VideoDecodeError(path, reasons)
+
+
+def _as_uint8_frames(frames: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] == 0:
+        raise ValueError(
+            f"frames must be uint8 with shape (T, H, W, 3) and T > 0, got {array.dtype} {array.shape}"
+        )
+    if array.shape[1] % 2 or array.shape[2] % 2:
+        raise ValueError(f"frames height and width must be even for yuv420p, got {array.shape[1:3]}")
+    return np.ascontiguousarray(array)
+
+
+def write_video(
+    path: str,
+    frames: Union[torch.Tensor, np.ndarray],
+    fps: int = 8,
+    codec: str = "libx264",
+    gop: int = 4,
+    crf: int = 18,
+) -> Path:
+    """Encode uint8 RGB ``frames`` ``(T, H, W, 3)`` to ``path`` (yuv420p) and return the path.
+
+    A short keyframe interval ``gop`` keeps random access cheap for clip sampling. The file is
+    written under a temporary name in the same folder and renamed, so ``path`` never holds a
+    partial video.
+    """
+    import av
+
+    array = _as_uint8_frames(frames)
+    for name, value in (("fps", fps), ("gop", gop)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    final = Path(path)
+    # Keep the suffix so PyAV picks the container format from the name.
+    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.tmp{final.suffix}")
+    try:
+        with av.open(str(tmp), "w") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], "yuv420p"
+            stream.codec_context.gop_size = gop
+            if codec in ("libx264", "libx265"):
+                stream.options = {"crf": str(crf)}
+            for image in array:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final

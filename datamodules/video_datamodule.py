@@ -1,0 +1,222 @@
+"""Lightning data module for labelled video clips from a class-per-folder tree or list files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from datamodules.decoding import BACKENDS
+from datamodules.splits import stratified_split
+from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from datamodules.video_csv import read_video_csv
+from datamodules.video_dataset import VideoClipDataset
+from datamodules.video_folder import list_video_folder
+
+Samples = list[tuple[str, int]]
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Video clips ``(B, C, T, H, W)`` with integer labels ``(B,)``.
+
+    Sources (exactly one of ``root`` / ``train_csv``):
+
+    * ``root``: folder-per-class videos. If ``root/train`` and ``root/val`` exist they are the
+      splits; otherwise ``root`` is split per class with ``val_fraction`` and ``split_seed``.
+    * ``train_csv`` (+ optional ``val_csv``): list files, see :func:`read_video_csv`; without
+      ``val_csv`` the train list is split as above. Class names are the label numbers.
+
+    Training clips use a random offset and random crop/flip; validation, test and
+    :meth:`feature_dataloader` clips use the centre offset and resize + centre crop.
+
+    Args:
+        root: folder-per-class video tree.
+        train_csv: list file of training videos.
+        val_csv: list file of validation videos (with ``train_csv`` only).
+        num_frames: frames per clip ``T``.
+        sampling_rate: spacing between sampled frames.
+        img_size: output height and width.
+        batch_size: clips per batch ``B``.
+        num_workers: DataLoader worker processes (0 decodes in the main process).
+        val_fraction: per-class fraction held out when no explicit validation split exists.
+        split_seed: seed of that split.
+        min_scale: smallest random-crop area fraction (training).
+        hflip: random horizontal flips (training).
+        backend: video decoder, ``"auto"`` tries decord then PyAV.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+    """
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        train_csv: Optional[str] = None,
+        val_csv: Optional[str] = None,
+        num_frames: int = 16,
+        sampling_rate: int = 4,
+        img_size: int = 224,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        min_scale: float = 0.5,
+        hflip: bool = True,
+        backend: Literal["auto", "decord", "pyav"] = "auto",
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        if type(self).__init__ is VideoDataModule.__init__:
+            # A subclass with its own signature saves its own arguments (they differ from these).
+            self.save_hyperparameters()
+        _check_sources(root, train_csv, val_csv)
+        for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate),
+                            ("img_size", img_size), ("batch_size", batch_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        if not isinstance(split_seed, int) or split_seed < 0:
+            raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.root, self.train_csv, self.val_csv = root, train_csv, val_csv
+        self.num_frames, self.sampling_rate, self.num_workers = num_frames, sampling_rate, num_workers
+        self.val_fraction, self.split_seed, self.backend = val_fraction, split_seed, backend
+        self._batch_size = batch_size
+        # Built once so bad parameters fail here rather than in a worker.
+        self.train_transform = ClipTransform(img_size, train=True, min_scale=min_scale, hflip=hflip,
+                                             mean=mean, std=std)
+        self.eval_transform = ClipTransform(img_size, train=False, mean=mean, std=std)
+        self._index: Optional[tuple[Samples, Samples, list[str]]] = None
+        self.train_set: Optional[VideoClipDataset] = None
+        self.val_set: Optional[VideoClipDataset] = None
+        if self._index_at_construction():
+            self._ensure_index()
+
+    def _index_at_construction(self) -> bool:
+        """Whether the sources exist when the module is built (subclasses that create data say no)."""
+        return True
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # Settable so Lightning's batch-size tuner can scale it.
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {value!r}")
+        self._batch_size = value
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._ensure_index()[2])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def train_samples(self) -> Samples:
+        return list(self._ensure_index()[0])
+
+    @property
+    def val_samples(self) -> Samples:
+        return list(self._ensure_index()[1])
+
+    def _ensure_index(self) -> tuple[Samples, Samples, list[str]]:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def _build_index(self) -> tuple[Samples, Samples, list[str]]:
+        if self.root is not None:
+            return _index_folder(self.root, self.val_fraction, self.split_seed)
+        train = read_video_csv(self.train_csv)
+        if self.val_csv is not None:
+            val = read_video_csv(self.val_csv)
+        else:
+            train, val = stratified_split(train, self.val_fraction, self.split_seed)
+        num_classes = max(label for _, label in train + val) + 1
+        return train, val, [str(label) for label in range(num_classes)]
+
+    def _dataset(self, samples: Samples, train: bool) -> VideoClipDataset:
+        return VideoClipDataset(samples, self.num_frames, self.sampling_rate,
+                                self.train_transform if train else self.eval_transform,
+                                mode="random" if train else "center", backend=self.backend)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        train, val, _ = self._ensure_index()
+        if self.train_set is None:
+            self.train_set = self._dataset(train, train=True)
+            self.val_set = self._dataset(val, train=False)
+
+    def _loader(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool,
+                persistent: bool = True) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          drop_last=shuffle and len(dataset) > batch_size,
+                          persistent_workers=persistent and self.num_workers > 0)
+
+    def _require_setup(self) -> None:
+        if self.train_set is None:
+            self.setup()
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled clips; drops the last partial batch when there is more than one batch."""
+        self._require_setup()
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self._require_setup()
+        return self._loader(self.val_set, self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation split: these sources define no separate test split."""
+        return self.val_dataloader()
+
+    def feature_dataloader(self, split: Literal["train", "val"], batch_size: Optional[int] = None) -> DataLoader:
+        """Deterministic clips (centre offset, eval transform, no shuffle) for feature extraction.
+
+        Both splits use the eval pipeline so linear-probe features are not augmented.
+        """
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        train, val, _ = self._ensure_index()
+        dataset = self._dataset(train if split == "train" else val, train=False)
+        # A one-pass loader: persistent workers would only outlive it.
+        return self._loader(dataset, batch_size or self.batch_size, shuffle=False, persistent=False)
+
+
+def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optional[str]) -> None:
+    if (root is None) == (train_csv is None):
+        raise ValueError(
+            f"give exactly one of root (folder-per-class videos) or train_csv (list file); "
+            f"got root={root!r}, train_csv={train_csv!r}"
+        )
+    if val_csv is not None and train_csv is None:
+        raise ValueError(f"val_csv={val_csv!r} needs train_csv; with root the split comes from folders")
+    for name, path in (("train_csv", train_csv), ("val_csv", val_csv)):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f"{name}={path!r} does not exist")
+
+
+def _index_folder(root: str, val_fraction: float, split_seed: int) -> tuple[Samples, Samples, list[str]]:
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(f"root={root!r} does not exist or is not a directory")
+    if (base / "train").is_dir() and (base / "val").is_dir():
+        train, classes = list_video_folder(str(base / "train"))
+        val, val_classes = list_video_folder(str(base / "val"))
+        if val_classes != classes:
+            raise ValueError(f"root={root!r}: class folders of train/ {classes} and val/ {val_classes} differ")
+        return train, val, classes
+    samples, classes = list_video_folder(str(base))
+    train, val = stratified_split(samples, val_fraction, split_seed)
+    return train, val, classes
