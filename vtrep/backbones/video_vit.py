@@ -17,6 +17,7 @@ from torch import nn
 
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
+from vtrep.layers.tokens import gather_tokens
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -117,12 +118,15 @@ class VideoViT(nn.Module):
         With ``ids_keep (B, Nv)`` only those tokens are embedded and encoded, giving ``(B, Nv, D)``
         in the order of ``ids_keep``.
         """
-        x = self.patch_embed(video, ids_keep)
-        pos = self.pos_embed().to(x.dtype)
-        if ids_keep is None:
-            x = x + pos
-        else:
-            x = x + torch.gather(pos.expand(x.shape[0], -1, -1), 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self.forward_patches(self.patch_embed.patchify(video), ids_keep)
+
+    def forward_patches(self, patches: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """As :meth:`forward_features`, from the patchified clip ``(B, N, P)`` (see ``TubeletEmbed.patchify``)."""
+        if ids_keep is not None:
+            patches = gather_tokens(patches, ids_keep)
+        x = self.patch_embed.embed_patches(patches)
+        pos = self.pos_embed().to(x.dtype).expand(x.shape[0], -1, -1)
+        x = x + (pos if ids_keep is None else gather_tokens(pos, ids_keep))
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

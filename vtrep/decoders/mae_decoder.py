@@ -10,7 +10,7 @@ from torch import nn
 from vtrep.backbones.video_vit import init_vit_weights, transformer_blocks
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.masking.base import MaskOutput
-from vtrep.objectives.targets import gather_tokens
+from vtrep.layers.tokens import gather_tokens
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 Tokens are ordered t-major over the ``(t, h, w)`` grid, as VideoMAE and MAE-ST flatten the
 Conv3d output. The weight is a ``Conv3d`` with stride equal to its kernel (so checkpoints of
-the reference implementations load as they are), but the forward pass is computed as a
-matmul over patchified pixels: on CPU this is faster than the convolution kernel, and it
-lets the encoder embed only the visible tokens when a mask is known beforehand.
+the reference implementations load as they are), but the forward pass is a matmul over
+patchified pixels: it lets the encoder embed only the visible tokens, and the patchified clip
+is laid out as the reconstruction targets are (``(kt kh kw) × C``, colour last), so one
+patchify serves both the encoder input and the target.
 """
 
 from __future__ import annotations
@@ -69,18 +70,18 @@ class TubeletEmbed(nn.Module):
             )
 
     def patchify(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W) -> (B, N, C·kt·kh·kw)`` in the Conv3d weight's flattening order."""
+        """``(B, C, T, H, W) -> (B, N, P)`` with ``P = kt·kh·kw·C`` ordered ``(kt kh kw) × C``."""
+        self.check_input(video)
         kt, p = self.tubelet_size, self.patch_size
-        return rearrange(video, "b c (t kt) (h kh) (w kw) -> b (t h w) (c kt kh kw)", kt=kt, kh=p, kw=p)
+        return rearrange(video, "b c (t kt) (h kh) (w kw) -> b (t h w) (kt kh kw c)", kt=kt, kh=p, kw=p)
 
     def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
-        """``(B, n, C·kt·kh·kw) -> (B, n, D)``; exactly the Conv3d applied to those cubes."""
-        weight = self.proj.weight.flatten(1)
+        """``(B, n, P) -> (B, n, D)``: exactly the Conv3d applied to those cubes."""
+        weight = self.proj.weight.permute(0, 2, 3, 4, 1).flatten(1)  # (D, kt kh kw C), matching patchify
         return F.linear(patches, weight, self.proj.bias)
 
     def forward(self, video: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Embed all tokens ``(B, N, D)``, or only ``ids`` ``(B, n)`` giving ``(B, n, D)``."""
-        self.check_input(video)
         patches = self.patchify(video)
         if ids is not None:
             patches = torch.gather(patches, 1, ids.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))

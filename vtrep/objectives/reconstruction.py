@@ -30,11 +30,10 @@ class MaskedReconstructionLoss(nn.Module):
         super().__init__()
         self.target = target if target is not None else PixelTarget()
 
-    def forward(self, pred: torch.Tensor, video: torch.Tensor, ids_mask: torch.Tensor, patch_size: int,
-                tubelet_size: int) -> ReconstructionOutput:
-        """``pred (B, Nm, P)`` for tokens ``ids_mask (B, Nm)`` of ``video (B, C, T, H, W)``."""
+    def forward(self, pred: torch.Tensor, patches: torch.Tensor, ids_mask: torch.Tensor) -> ReconstructionOutput:
+        """``pred (B, Nm, P)`` for tokens ``ids_mask (B, Nm)`` of the patchified clip ``patches (B, N, P)``."""
         with torch.no_grad():
-            target = self.target(video, patch_size, tubelet_size, ids_mask)
+            target = self.target(patches, ids_mask)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
         per_token = (pred.float() - target).pow(2).mean(dim=-1)

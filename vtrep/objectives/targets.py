@@ -22,6 +22,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vtrep.layers.tokens import gather_tokens
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TargetMode = Literal["videomae_norm", "maest_norm", "raw"]
@@ -40,12 +42,6 @@ def unpatchify_pixels(patches: torch.Tensor, grid: tuple[int, int, int], patch_s
     p = patch_size
     return rearrange(patches, "b (t h w) (kt kh kw) c -> b c (t kt) (h kh) (w kw)",
                      t=t, h=h, w=w, kt=tubelet_size, kh=p, kw=p)
-
-
-def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Select tokens ``ids (B, n)`` from ``x (B, N, ...)``."""
-    index = ids.view(*ids.shape, *([1] * (x.ndim - 2))).expand(-1, -1, *x.shape[2:])
-    return torch.gather(x, 1, index)
 
 
 class PixelTarget(nn.Module):
@@ -70,17 +66,21 @@ class PixelTarget(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1, 1), persistent=False)
 
-    def pixel_patches(self, video: torch.Tensor, patch_size: int, tubelet_size: int,
-                      ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Un-normalised [0, 1] pixels of the tokens ``ids``: ``(B, n, kt·kh·kw, C)``."""
-        unnormalised = video.float() * self.std + self.mean
-        patches = patchify_pixels(unnormalised, patch_size, tubelet_size)
-        return patches if ids is None else gather_tokens(patches, ids)
+    def pixel_patches(self, patches: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Un-normalised [0, 1] pixels ``(B, n, kt·kh·kw, C)`` of tokens ``ids`` of the patchified clip.
 
-    def forward(self, video: torch.Tensor, patch_size: int, tubelet_size: int,
-                ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Targets ``(B, n, P)`` for the tokens ``ids (B, n)`` (all tokens when ``None``)."""
-        x = self.pixel_patches(video, patch_size, tubelet_size, ids)
+        ``patches (B, N, P)`` is the normalised clip as ``TubeletEmbed.patchify`` lays it out; tokens are
+        selected before un-normalising so only the needed ones are touched.
+        """
+        if ids is not None:
+            patches = gather_tokens(patches, ids)
+        channels = self.mean.numel()
+        x = patches.float().unflatten(-1, (-1, channels))
+        return x * self.std.view(channels) + self.mean.view(channels)
+
+    def forward(self, patches: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Targets ``(B, n, P)`` for tokens ``ids (B, n)`` (all tokens when ``None``) of ``patches (B, N, P)``."""
+        x = self.pixel_patches(patches, ids)
         if self.mode == "videomae_norm":
             x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + self.eps)
             return x.flatten(2)
@@ -89,14 +89,13 @@ class PixelTarget(nn.Module):
             x = (x - x.mean(dim=-1, keepdim=True)) / (x.var(dim=-1, unbiased=True, keepdim=True) + self.eps) ** 0.5
         return x
 
-    def to_pixels(self, pred: torch.Tensor, video: torch.Tensor, patch_size: int, tubelet_size: int,
-                  ids: torch.Tensor) -> torch.Tensor:
-        """Map predictions ``(B, n, P)`` back to [0, 1] pixels ``(B, n, kt·kh·kw, C)`` for viewing.
+    def to_pixels(self, pred: torch.Tensor, patches: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Map predictions ``(B, n, P)`` of tokens ``ids`` back to [0, 1] pixels ``(B, n, kt·kh·kw, C)``.
 
         Normalised targets lose each patch's mean and scale; as in VideoMAE's visualisation they
         are restored from the true patch, so only the predicted structure is the model's.
         """
-        true = self.pixel_patches(video, patch_size, tubelet_size, ids)
+        true = self.pixel_patches(patches, ids)
         pred = pred.float().view_as(true)
         if self.mode == "videomae_norm":
             std = true.var(dim=-2, unbiased=True, keepdim=True).sqrt() + self.eps

@@ -93,13 +93,12 @@ class VideoMAETask(L.LightningModule):
     # ------------------------------------------------------------------ forward
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, MaskOutput, ReconstructionOutput]:
         """Mask, encode, decode: returns ``(pred (B, Nm, P), mask, reconstruction output)``."""
-        tokens = self.backbone.patch_embed(video) if self.masking.needs_tokens else None
+        patches = self.backbone.patch_embed.patchify(video)
+        tokens = self.backbone.patch_embed.embed_patches(patches) if self.masking.needs_tokens else None
         mask = self.masking(video.shape[0], self.backbone.grid, video.device, tokens=tokens)
-        latent = self.backbone.forward_features(video, mask.ids_keep)
+        latent = self.backbone.forward_patches(patches, mask.ids_keep)
         pred = self.decoder(latent, mask)
-        cfg = self.backbone.config
-        rec = self.objective(pred, video, mask.ids_mask, cfg["patch_size"], cfg["tubelet_size"])
-        return pred, mask, rec
+        return pred, mask, self.objective(pred, patches, mask.ids_mask)
 
     def total_loss(self, mask: MaskOutput, rec: ReconstructionOutput) -> torch.Tensor:
         return rec.loss if mask.aux_loss is None else rec.loss + mask.aux_loss
@@ -143,14 +142,14 @@ class VideoMAETask(L.LightningModule):
         """Original, masked input and reconstruction as [0, 1] clips ``(B, C, T, H, W)``."""
         cfg = self.backbone.config
         target = self.objective.target
-        p, kt = cfg["patch_size"], cfg["tubelet_size"]
-        pixels = target.pixel_patches(video, p, kt)
+        patches = self.backbone.patch_embed.patchify(video)
+        pixels = target.pixel_patches(patches)
         recon = pixels.clone()
-        pred_pixels = target.to_pixels(pred, video, p, kt, mask.ids_mask)
+        pred_pixels = target.to_pixels(pred, patches, mask.ids_mask)
         index = mask.ids_mask[..., None, None].expand(-1, -1, *pixels.shape[2:])
         recon.scatter_(1, index, pred_pixels.to(recon.dtype))
-        grid = self.backbone.grid
-        return tuple(unpatchify_pixels(x, grid, p, kt) for x in (pixels, masked_pixels(pixels, mask.mask), recon))
+        shape = (self.backbone.grid, cfg["patch_size"], cfg["tubelet_size"])
+        return tuple(unpatchify_pixels(x, *shape) for x in (pixels, masked_pixels(pixels, mask.mask), recon))
 
     @rank_zero_only
     def _write_reconstruction_grid(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput) -> None:
