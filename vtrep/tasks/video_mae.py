@@ -54,7 +54,7 @@ class VideoMAETask(L.LightningModule):
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
         warmup_fraction: fraction of all optimiser steps spent in linear warmup.
-        batch_size: per-device batch size used for lr scaling; read from the datamodule when ``None``.
+        batch_size_for_lr: per-device batch size used for lr scaling; read from the datamodule when ``None``.
         num_viz_clips: clips drawn in the validation reconstruction grid (0 disables it).
         export_encoder: at the end of ``fit``, save the encoder as safetensors + config under the log dir.
     """
@@ -70,7 +70,7 @@ class VideoMAETask(L.LightningModule):
         weight_decay: float = 0.05,
         betas: tuple[float, float] = (0.9, 0.95),
         warmup_fraction: float = 0.05,
-        batch_size: int | None = None,
+        batch_size_for_lr: int | None = None,
         num_viz_clips: int = 4,
         export_encoder: bool = True,
     ) -> None:
@@ -79,8 +79,8 @@ class VideoMAETask(L.LightningModule):
             raise ValueError(f"need 0 <= min_lr <= base_lr and base_lr > 0, got base_lr={base_lr}, min_lr={min_lr}")
         if not 0.0 <= warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if batch_size_for_lr is not None and batch_size_for_lr < 1:
+            raise ValueError(f"batch_size_for_lr must be a positive integer, got {batch_size_for_lr}")
         self.save_hyperparameters(ignore=["backbone", "masking", "target"])
         self.backbone = backbone
         self.masking = masking if masking is not None else TubeMasking(0.9)
@@ -166,12 +166,12 @@ class VideoMAETask(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def per_device_batch_size(self) -> int:
-        if self.hparams.batch_size is not None:
-            return self.hparams.batch_size
+        if self.hparams.batch_size_for_lr is not None:
+            return self.hparams.batch_size_for_lr
         datamodule = getattr(self.trainer, "datamodule", None)
         size = getattr(datamodule, "batch_size", None)
         if not isinstance(size, int):
-            raise ValueError("cannot scale the learning rate: pass model.batch_size or use a datamodule with "
+            raise ValueError("cannot scale the learning rate: pass model.batch_size_for_lr or use a datamodule with "
                              "an integer `batch_size` attribute")
         return size
 

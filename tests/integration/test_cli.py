@@ -1,0 +1,68 @@
+"""The shipped YAML configs run through the ``vtrep`` LightningCLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vtrep.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_DATA = ["--data.init_args.num_per_class", "3", "--data.init_args.num_workers", "0",
+             "--data.init_args.batch_size", "4"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vtrep"])
+
+
+def run_cli(args: list[str]) -> None:
+    main(args)
+
+
+def test_fast_dev_run_from_shipped_yaml(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
+             "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path / "runs"),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+    # the encoder artefact is exported at the end of fit
+    exported = list((tmp_path / "runs").rglob("encoder/model.safetensors"))
+    assert exported, "fit did not export the encoder"
+    assert list((tmp_path / "runs").rglob("reconstructions/*.png")), "no reconstruction grid written"
+
+
+def test_validate_with_composed_configs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    run_cli(["validate", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
+             "--model.init_args.masking", "vtrep.masking.RandomMasking",
+             "--model.init_args.masking.init_args.mask_ratio", "0.75",
+             "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path / "runs"),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+
+
+@pytest.mark.parametrize("config", ["configs/model/videomae_small.yaml", "configs/model/maest_small.yaml"])
+def test_print_config(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", str(ROOT / "configs/trainer/cpu.yaml"), "--config", str(ROOT / config),
+                 "--config", str(ROOT / "configs/data/synthetic.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "vtrep.tasks.VideoMAETask" in out and "class_path: datamodules.SyntheticVideoDataModule" in out
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "vtrep", "fit", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "--print_config" in result.stdout
+
+
+def test_bad_patch_size_names_parameter(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises((SystemExit, ValueError)) as info:
+        run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
+                 "--model.init_args.backbone.init_args.img_size", "60", "--trainer.fast_dev_run", "1"])
+    assert "img_size=60 is not divisible by patch_size=16" in str(info.value) + capsys.readouterr().err
