@@ -49,9 +49,17 @@ def random_crop_box(
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
+def centre_square_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """``(top, left, side, side)`` of the centred square with the frame's shorter side."""
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
 def _resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(video.shape[-2:]) == size:
         return video
+    # uint8 (T, C, H, W) in channels-last layout (as decoded) takes torch's vectorised
+    # antialiased path, several times faster than float; rounding to uint8 costs < 1 level.
     return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
@@ -60,8 +68,9 @@ class ClipTransform:
 
     Train: one random-resized crop (area in ``[min_scale, 1]``, aspect 3/4..4/3) and one
     horizontal-flip decision shared by all frames, resized bilinearly (antialiased) to
-    ``img_size``. Eval: resize the shorter side to ``img_size``, then centre crop. Both then
-    scale to ``[0, 1]`` and normalise by ``mean`` / ``std`` per channel.
+    ``img_size``. Eval: resize the shorter side to ``img_size``, then centre crop (computed as
+    centre square crop, then resize). Both then scale to ``[0, 1]`` and normalise by
+    ``mean`` / ``std`` per channel.
 
     Args:
         img_size: output height and width.
@@ -97,14 +106,6 @@ class ClipTransform:
         return (f"{type(self).__name__}(img_size={self.img_size}, train={self.train}, "
                 f"min_scale={self.min_scale}, hflip={self.hflip})")
 
-    def _eval_geometry(self, video: torch.Tensor) -> torch.Tensor:
-        height, width = video.shape[-2:]
-        scale = self.img_size / min(height, width)
-        new_h, new_w = max(self.img_size, round(height * scale)), max(self.img_size, round(width * scale))
-        video = _resize(video, (new_h, new_w))
-        top, left = (new_h - self.img_size) // 2, (new_w - self.img_size) // 2
-        return video[..., top:top + self.img_size, left:left + self.img_size]
-
     def __call__(
         self, frames: Union[torch.Tensor, np.ndarray], generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
@@ -112,14 +113,15 @@ class ClipTransform:
         frames = torch.as_tensor(frames)
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
-        video = frames.permute(0, 3, 1, 2)  # (T, C, H, W), a view: crop before converting to float
+        video = frames.permute(0, 3, 1, 2)  # (T, C, H, W) view; crop and resize before going to float
         if self.train:
             top, left, crop_h, crop_w = random_crop_box(*video.shape[-2:], self.min_scale, generator)
-            video = video[..., top:top + crop_h, left:left + crop_w].float()
-            video = _resize(video, (self.img_size, self.img_size))
-            if self.hflip and float(torch.rand(1, generator=generator)) < 0.5:
-                video = video.flip(-1)
         else:
-            video = self._eval_geometry(video.float())
-        video = (video / 255.0 - self.mean) / self.std
+            # Same region as resizing the shorter side to img_size then centre-cropping, but
+            # cropping first resizes fewer pixels.
+            top, left, crop_h, crop_w = centre_square_box(*video.shape[-2:])
+        video = _resize(video[..., top:top + crop_h, left:left + crop_w], (self.img_size, self.img_size))
+        if self.train and self.hflip and float(torch.rand(1, generator=generator)) < 0.5:
+            video = video.flip(-1)
+        video = (video.float() / 255.0 - self.mean) / self.std
         return video.permute(1, 0, 2, 3).contiguous()
