@@ -1,0 +1,47 @@
+"""``vtrep probe`` on a saved encoder and generated clips, and on the real fight_surv clips."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from vtrep.backbones import create_video_vit
+from vtrep.cli import main
+from vtrep.pretrained import save_pretrained
+
+
+@pytest.fixture(autouse=True)
+def _clean_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vtrep"])
+
+
+def test_probe_on_generated_clips(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    save_pretrained(create_video_vit("micro", img_size=32, num_frames=8, depth=1), tmp_path / "encoder")
+    main(["probe", "--encoder", str(tmp_path / "encoder"), "--data", "datamodules.SyntheticVideoDataModule",
+          "--data.init_args.num_per_class", "4", "--data.init_args.num_frames", "8", "--data.init_args.size", "32",
+          "--data.init_args.img_size", "32", "--data.init_args.val_fraction", "0.5",
+          "--epochs", "5", "--output", str(tmp_path / "probe.json")])
+    out = capsys.readouterr().out
+    assert "linear probe top-1 [ pretrained]" in out and "linear probe top-1 [random_init]" in out
+    results = json.loads((tmp_path / "probe.json").read_text())
+    assert results["pretrained"]["num_train"] == 8 and results["pretrained"]["num_eval"] == 8
+    assert 0.0 <= results["random_init"]["top1"] <= 1.0
+
+
+def test_probe_missing_encoder_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="encoder='.*nope' is not a folder"):
+        main(["probe", "--encoder", str(tmp_path / "nope"), "--data", "datamodules.SyntheticVideoDataModule"])
+
+
+@pytest.mark.slow
+def test_probe_on_fight_surv(fight_surv, tmp_path):
+    save_pretrained(create_video_vit("micro", img_size=64, num_frames=16), tmp_path / "encoder")
+    main(["probe", "--encoder", str(tmp_path / "encoder"), "--data", "datamodules.VideoDataModule",
+          "--data.init_args.root", str(fight_surv), "--data.init_args.num_frames", "16",
+          "--data.init_args.sampling_rate", "2", "--data.init_args.img_size", "64", "--epochs", "20",
+          "--compare_random", "false", "--output", str(tmp_path / "probe.json")])
+    results = json.loads((tmp_path / "probe.json").read_text())
+    assert results["pretrained"]["num_train"] + results["pretrained"]["num_eval"] == 300
