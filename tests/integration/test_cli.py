@@ -64,5 +64,5 @@ def test_bad_patch_size_names_parameter(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
     with pytest.raises((SystemExit, ValueError)) as info:
         run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
-                 "--model.init_args.backbone.init_args.img_size", "60", "--trainer.fast_dev_run", "1"])
-    assert "img_size=60 is not divisible by patch_size=16" in str(info.value) + capsys.readouterr().err
+                 "--model.init_args.backbone.init_args.img_size", "30", "--trainer.fast_dev_run", "1"])
+    assert "img_size=30 is not divisible by patch_size=4" in str(info.value) + capsys.readouterr().err
