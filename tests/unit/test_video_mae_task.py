@@ -93,7 +93,7 @@ def test_aux_loss_from_strategy_is_added():
     task = tiny_task()
     task.masking = WithAux(0.75)
     _, mask, rec = task(torch.randn(2, 3, 4, 32, 32))
-    assert task.total_loss(mask, rec).item() == pytest.approx(rec.loss.item() + 2.5)
+    assert task.loss_parts(mask, rec)[0].item() == pytest.approx(rec.loss.item() + 2.5)
 
 
 def test_reconstruction_keeps_visible_pixels():

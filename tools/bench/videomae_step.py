@@ -33,7 +33,7 @@ def build_vtrep(frames: int, size: int, mask_ratio: float) -> tuple[torch.optim.
 
     def step(video: torch.Tensor, _mask: torch.Tensor) -> torch.Tensor:
         _, mask, rec = task(video)
-        loss = task.total_loss(mask, rec)
+        loss = task.loss_parts(mask, rec)[0]
         loss.backward()
         return loss
 

@@ -58,13 +58,21 @@ class MAEDecoder(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: torch.Tensor, mask: MaskOutput) -> torch.Tensor:
-        """``latent (B, Nv, D_enc)`` in ``ids_keep`` order -> predictions ``(B, Nm, P)`` in ``ids_mask`` order."""
+        """``latent (B, Nv, D_enc)`` in ``ids_keep`` order -> predictions ``(B, Nm, P)`` in ``ids_mask`` order.
+
+        Slots of ``ids_mask`` that ``mask.valid`` marks as padding are masked out as attention keys.
+        """
         x = self.encoder_to_decoder(latent)
         batch = x.shape[0]
         pos = self.pos_embed().to(x.dtype).expand(batch, -1, -1)
         visible = x + gather_tokens(pos, mask.ids_keep)
         masked = self.mask_token.to(x.dtype) + gather_tokens(pos, mask.ids_mask)
         x = torch.cat([visible, masked], dim=1)
+        attn_mask = None
+        if mask.valid is not None and not bool(mask.valid.all()):
+            # Padding slots (dual masking) must not be attended to; their own outputs are discarded.
+            keys = torch.cat([mask.valid.new_ones(batch, visible.shape[1]), mask.valid], dim=1)
+            attn_mask = keys[:, None, None, :]
         for block in self.blocks:
-            x = block(x)
+            x = block(x, attn_mask=attn_mask)
         return self.head(self.norm(x[:, -mask.num_masked:]))

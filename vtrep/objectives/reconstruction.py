@@ -30,11 +30,19 @@ class MaskedReconstructionLoss(nn.Module):
         super().__init__()
         self.target = target if target is not None else PixelTarget()
 
-    def forward(self, pred: torch.Tensor, patches: torch.Tensor, ids_mask: torch.Tensor) -> ReconstructionOutput:
-        """``pred (B, Nm, P)`` for tokens ``ids_mask (B, Nm)`` of the patchified clip ``patches (B, N, P)``."""
+    def forward(self, pred: torch.Tensor, patches: torch.Tensor, ids_mask: torch.Tensor,
+                valid: torch.Tensor | None = None) -> ReconstructionOutput:
+        """``pred (B, Nm, P)`` for tokens ``ids_mask (B, Nm)`` of the patchified clip ``patches (B, N, P)``.
+
+        ``valid (B, Nm)`` marks real slots when ``ids_mask`` is padded (dual masking): the loss is
+        the mean over real slots only, and ``per_token`` is zero on padding.
+        """
         with torch.no_grad():
             target = self.target(patches, ids_mask)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
         per_token = (pred.float() - target).pow(2).mean(dim=-1)
-        return ReconstructionOutput(per_token.mean(), per_token)
+        if valid is None:
+            return ReconstructionOutput(per_token.mean(), per_token)
+        per_token = per_token * valid
+        return ReconstructionOutput(per_token.sum() / valid.sum().clamp_min(1), per_token)

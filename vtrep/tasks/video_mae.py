@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vtrep.backbones.video_vit import VideoViT
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
+from vtrep.layers.tokens import gather_tokens
 from vtrep.masking.base import MaskingStrategy, MaskOutput
 from vtrep.masking.tube import TubeMasking
 from vtrep.objectives.reconstruction import MaskedReconstructionLoss, ReconstructionOutput
@@ -84,6 +85,7 @@ class VideoMAETask(L.LightningModule):
         self.save_hyperparameters(ignore=["backbone", "masking", "target"])
         self.backbone = backbone
         self.masking = masking if masking is not None else TubeMasking(0.9)
+        self.masking.bind(backbone.embed_dim, backbone.grid)
         pos_kind = backbone.config["pos_embed"]
         self.decoder = MAEDecoder(backbone.embed_dim, backbone.patch_dim, backbone.grid, decoder, pos_kind,
                                   backbone.config["norm_eps"])
@@ -98,19 +100,21 @@ class VideoMAETask(L.LightningModule):
         mask = self.masking(video.shape[0], self.backbone.grid, video.device, tokens=tokens)
         latent = self.backbone.forward_patches(patches, mask.ids_keep)
         pred = self.decoder(latent, mask)
-        return pred, mask, self.objective(pred, patches, mask.ids_mask)
+        return pred, mask, self.objective(pred, patches, mask.ids_mask, mask.valid)
 
-    def total_loss(self, mask: MaskOutput, rec: ReconstructionOutput) -> torch.Tensor:
-        return rec.loss if mask.aux_loss is None else rec.loss + mask.aux_loss
+    def loss_parts(self, mask: MaskOutput, rec: ReconstructionOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(total, auxiliary)``: reconstruction plus whatever the masking strategy reports."""
+        aux = mask.auxiliary_loss(rec.per_token)
+        return (rec.loss if aux is None else rec.loss + aux), aux
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         video = split_batch(batch)
         _, mask, rec = self(video)
-        loss = self.total_loss(mask, rec)
+        loss, aux = self.loss_parts(mask, rec)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/recon_loss", rec.loss)
-        if mask.aux_loss is not None:
-            self.log("train/aux_loss", mask.aux_loss)
+        if aux is not None:
+            self.log("train/aux_loss", aux)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
         self._log_throughput(video)
         return loss
@@ -131,7 +135,7 @@ class VideoMAETask(L.LightningModule):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(batch_idx)
             pred, mask, rec = self(video)
-        loss = self.total_loss(mask, rec)
+        loss, _ = self.loss_parts(mask, rec)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         if batch_idx == 0 and self.hparams.num_viz_clips > 0:
             self._write_reconstruction_grid(video, pred, mask)
@@ -144,17 +148,23 @@ class VideoMAETask(L.LightningModule):
         target = self.objective.target
         patches = self.backbone.patch_embed.patchify(video)
         pixels = target.pixel_patches(patches)
+        masked = masked_pixels(pixels, mask.mask)
         recon = pixels.clone()
-        pred_pixels = target.to_pixels(pred, patches, mask.ids_mask)
-        index = mask.ids_mask[..., None, None].expand(-1, -1, *pixels.shape[2:])
-        recon.scatter_(1, index, pred_pixels.to(recon.dtype))
+        pred_pixels = target.to_pixels(pred, patches, mask.ids_mask).to(recon.dtype)
+        ids = mask.ids_mask
+        if mask.valid is not None:
+            # Tokens the decoder skipped (dual masking) stay blanked, as in the masked input.
+            valid = mask.valid[..., None, None]
+            pred_pixels = torch.where(valid, pred_pixels, gather_tokens(masked, ids))
+        index = ids[..., None, None].expand(-1, -1, *pixels.shape[2:])
+        recon.scatter_(1, index, pred_pixels)
         shape = (self.backbone.grid, cfg["patch_size"], cfg["tubelet_size"])
-        return tuple(unpatchify_pixels(x, *shape) for x in (pixels, masked_pixels(pixels, mask.mask), recon))
+        return tuple(unpatchify_pixels(x, *shape) for x in (pixels, masked, recon))
 
     @rank_zero_only
     def _write_reconstruction_grid(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput) -> None:
         n = min(self.hparams.num_viz_clips, video.shape[0])
-        sub = MaskOutput(mask.ids_keep[:n], mask.ids_mask[:n], mask.ids_restore[:n], mask.mask[:n])
+        sub = mask.select(n)
         image = reconstruction_grid(*self.reconstruct(video[:n], pred[:n].detach(), sub))
         out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "reconstructions"
         save_grid(image, out_dir / f"step_{self.global_step:07d}.png")

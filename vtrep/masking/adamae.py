@@ -1,0 +1,140 @@
+"""AdaMAE: a learned token sampler that chooses the visible tokens (Bandara et al., CVPR 2023)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from vtrep.masking.base import Grid, MaskingStrategy, MaskOutput
+
+
+def complement_ids(ids_keep: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Token ids ``(B, N − Nv)`` not in ``ids_keep (B, Nv)``, in ascending (grid) order."""
+    dropped = torch.ones(ids_keep.shape[0], num_tokens, dtype=torch.int8, device=ids_keep.device)
+    dropped.scatter_(1, ids_keep, 0)
+    # A stable descending sort lists the dropped tokens first, each group in grid order.
+    order = torch.sort(dropped, dim=1, descending=True, stable=True).indices
+    return order[:, : num_tokens - ids_keep.shape[1]]
+
+
+def sampling_loss(log_probs: torch.Tensor, ids_mask: torch.Tensor, error: torch.Tensor,
+                  valid: torch.Tensor | None) -> torch.Tensor:
+    """AdaMAE's sampling loss: batch mean of ``−mean_{i masked}(log p_i · stopgrad(error_i))``.
+
+    Args:
+        log_probs: ``(B, N)`` log sampling probabilities.
+        ids_mask: ``(B, Nm)`` tokens whose reconstruction ``error (B, Nm)`` is known.
+        valid: ``(B, Nm)`` bool, ``False`` on padding slots; ``None`` when all are real.
+    """
+    picked = torch.gather(log_probs, 1, ids_mask) * error.detach().to(log_probs.dtype)
+    if valid is None:
+        return -picked.mean(dim=1).mean()
+    weight = valid.to(picked.dtype)
+    return -((picked * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1.0)).mean()
+
+
+class AdaMAESampler(MaskingStrategy):
+    """Visible tokens drawn from a learned categorical distribution over the ``N`` tokens.
+
+    As in AdaMAE's reference code (``get_mask`` in ``models/pretrain/vit.py``): a learnable
+    positional embedding (zero-initialised) is added to the patch tokens, one pre-norm transformer
+    block (no qkv bias, dropout 0.1 on projections), ``Linear(D, 1)`` gives a logit per token, a
+    softmax over all ``N`` tokens gives ``p``, and ``int(N · (1 − ρ))`` visible tokens per sample are
+    drawn by multinomial sampling without replacement (vectorised over the batch). Visible and
+    masked ids are returned in grid order, as the reference's boolean selection ``x[~mask]`` gives.
+
+    The sampler cannot learn from the reconstruction loss (sampling is not differentiable); it
+    learns only from the sampling loss ``λ · −mean_masked(log p_i · stopgrad(error_i))``, which
+    raises the probability of tokens that are hard to reconstruct. As in the reference, the sampler
+    reads the patch embeddings without detaching them, so that term also reaches the patch embedding.
+    With ``sampling_weight = 0`` no sampling loss is built and the sampler gets no gradient.
+
+    Args:
+        mask_ratio: ``ρ``, fraction of tokens hidden from the encoder (AdaMAE: 0.95).
+        sampling_weight: ``λ`` on the sampling loss (AdaMAE: 1e-4).
+        num_heads: heads of the sampler block (AdaMAE: 8); must divide the backbone width.
+        mlp_ratio: MLP width of the sampler block relative to the backbone width.
+        dropout: dropout on the block's projections (AdaMAE: 0.1).
+        embed_dim: backbone width; normally filled in by the task through :meth:`bind`.
+        grid: token grid ``(t, h, w)``; normally filled in by the task through :meth:`bind`.
+    """
+
+    needs_tokens = True
+
+    def __init__(self, mask_ratio: float = 0.95, sampling_weight: float = 1e-4, num_heads: int = 8,
+                 mlp_ratio: float = 4.0, dropout: float = 0.1, embed_dim: int | None = None,
+                 grid: tuple[int, int, int] | None = None) -> None:
+        super().__init__(mask_ratio)
+        if sampling_weight < 0:
+            raise ValueError(f"sampling_weight must be >= 0, got {sampling_weight}")
+        if num_heads < 1:
+            raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+        self.sampling_weight = sampling_weight
+        self.num_heads, self.mlp_ratio, self.dropout = num_heads, mlp_ratio, dropout
+        self.grid: Grid | None = None
+        if (embed_dim is None) != (grid is None):
+            raise ValueError("give both embed_dim and grid, or neither (the task binds them)")
+        if embed_dim is not None:
+            self.bind(embed_dim, tuple(grid))
+
+    def bind(self, embed_dim: int, grid: Grid) -> None:
+        grid = tuple(int(g) for g in grid)
+        if self.grid is not None:
+            if (self.pos_embed.shape[-1], self.grid) != (embed_dim, grid):
+                raise ValueError(f"sampler was built for width {self.pos_embed.shape[-1]} and grid {self.grid}, "
+                                 f"backbone has width {embed_dim} and grid {grid}")
+            return
+        if embed_dim % self.num_heads != 0:
+            raise ValueError(f"AdaMAE sampler: backbone width {embed_dim} is not divisible by num_heads={self.num_heads}")
+        num_tokens = grid[0] * grid[1] * grid[2]
+        self.num_visible = int(num_tokens * (1 - self.mask_ratio))
+        if not 0 < self.num_visible < num_tokens:
+            raise ValueError(f"mask_ratio={self.mask_ratio} keeps {self.num_visible} of {num_tokens} tokens; "
+                             "AdaMAE needs at least one visible and one masked token")
+        self.grid = grid
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
+        self.block = Block(embed_dim, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=False,
+                           proj_drop=self.dropout, norm_layer=partial(nn.LayerNorm, eps=1e-5))
+        self.score = nn.Linear(embed_dim, 1)
+        for module in (self.block, self.score):
+            module.apply(_xavier_init)
+
+    def token_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Sampling distribution ``(B, N)`` (float32) for patch tokens ``(B, N, D)``."""
+        if self.grid is None:
+            raise RuntimeError("AdaMAESampler is not bound to a backbone: pass it to a task or call bind()")
+        logits = self.score(self.block(tokens + self.pos_embed.to(tokens.dtype))).squeeze(-1)
+        return torch.nan_to_num(logits.float()).softmax(dim=-1)
+
+    def forward(self, batch_size: int, grid: Grid, device: torch.device | str = "cpu",
+                tokens: torch.Tensor | None = None) -> MaskOutput:
+        if tokens is None:
+            raise ValueError("AdaMAESampler needs the patch tokens (B, N, D); it looks at the content")
+        if tuple(grid) != self.grid:
+            raise ValueError(f"sampler was built for grid {self.grid}, got {tuple(grid)}")
+        probs = self.token_probs(tokens)
+        ids_keep = torch.multinomial(probs.detach(), self.num_visible, replacement=False).sort(dim=1).values
+        ids_mask = complement_ids(ids_keep, probs.shape[1])
+        error_loss = None
+        if self.sampling_weight > 0:
+            log_probs = torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+            weight = self.sampling_weight
+
+            def error_loss(ids: torch.Tensor, error: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+                return weight * sampling_loss(log_probs, ids, error, valid)
+
+        return MaskOutput.from_split(ids_keep, ids_mask, probs=probs.detach(), error_loss=error_loss)
+
+
+def _xavier_init(module: nn.Module) -> None:
+    """AdaMAE's ``_init_weights``: Xavier-uniform linear weights, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
