@@ -24,9 +24,10 @@ def run_cli(args: list[str]) -> None:
     main(args)
 
 
-def test_fast_dev_run_from_shipped_yaml(tmp_path, monkeypatch):
+@pytest.mark.parametrize("experiment", ["quickstart", "adamae_quickstart", "dual_masking_quickstart"])
+def test_fast_dev_run_from_shipped_yaml(experiment, tmp_path, monkeypatch):
     monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
-    run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
+    run_cli(["fit", "--config", str(ROOT / f"configs/experiment/{experiment}.yaml"), *TINY_DATA,
              "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path / "runs"),
              "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
     # the encoder artefact is exported at the end of fit
@@ -44,7 +45,8 @@ def test_validate_with_composed_configs(tmp_path, monkeypatch):
              "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
 
 
-@pytest.mark.parametrize("config", ["configs/model/videomae_small.yaml", "configs/model/maest_small.yaml"])
+@pytest.mark.parametrize("config", ["configs/model/videomae_small.yaml", "configs/model/maest_small.yaml",
+                                    "configs/model/adamae_small.yaml", "configs/model/videomae_v2_dual_small.yaml"])
 def test_print_config(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["fit", "--config", str(ROOT / "configs/trainer/cpu.yaml"), "--config", str(ROOT / config),
