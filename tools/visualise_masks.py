@@ -1,0 +1,71 @@
+"""Draw what a masking strategy shows the encoder, for a few clips of a run's data.
+
+    python tools/visualise_masks.py --run_config runs/.../config.yaml --ckpt_path runs/.../last.ckpt \
+        --output mask_views.png
+
+``run_config`` is the ``config.yaml`` that ``vtrep fit`` writes beside its logs (or any fit config);
+without ``ckpt_path`` the strategy is drawn at initialisation. Per clip the picture has one row of
+input frames, one of the visible tokens (masked ones grey) and, for learned strategies such as
+AdaMAE, one of the sampling-probability heatmap (black → red → yellow → white, scaled per clip).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def load_task(config: str, ckpt_path: str | None):
+    """The task and datamodule of a ``vtrep fit`` config, with weights from a Lightning checkpoint."""
+    from vtrep.cli import VtrepCLI
+
+    if not Path(config).is_file():
+        raise FileNotFoundError(f"config={config!r} does not exist")
+    cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False,
+                   args=["--config", config, "--trainer.logger", "false"])
+    if ckpt_path is not None:
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
+        # Lightning checkpoints hold pickled hyper-parameters: load only checkpoints you trust.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+        cli.model.load_state_dict(state)
+    return cli.model.eval(), cli.datamodule
+
+
+def draw_masks(task, video: torch.Tensor, max_frames: int = 16) -> torch.Tensor:
+    """The mask-view image ``(3, H', W')`` of ``task``'s masking strategy on ``video (B, C, T, H, W)``."""
+    from vtrep.reports.mask_views import mask_view_grid, probability_heatmap
+
+    with torch.no_grad():
+        pred, mask, _ = task(video)
+        original, masked, _ = task.reconstruct(video, pred, mask)
+    heat = None
+    if mask.probs is not None:
+        cfg = task.backbone.config
+        heat = probability_heatmap(mask.probs, original, task.backbone.grid, cfg["patch_size"], cfg["tubelet_size"])
+    return mask_view_grid(original, masked, heat, max_frames)
+
+
+def visualise(run_config: str, ckpt_path: str | None = None, num_clips: int = 4, split: str = "val",
+              output: str = "mask_views.png", max_frames: int = 16, seed: int = 0) -> Path:
+    """Write the mask-view PNG for the first ``num_clips`` clips of ``split`` ("train" or "val")."""
+    from vtrep.reports.recon_grid import save_grid
+
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    torch.manual_seed(seed)
+    task, data = load_task(run_config, ckpt_path)
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.feature_dataloader(split)))
+    video = batch[0] if isinstance(batch, (tuple, list)) else batch
+    path = save_grid(draw_masks(task, video[:num_clips], max_frames), output)
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    from jsonargparse import CLI
+
+    CLI(visualise, as_positional=False)
