@@ -7,6 +7,7 @@ from functools import partial
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vtrep.masking.base import Grid, MaskingStrategy, MaskOutput
 
@@ -55,9 +56,15 @@ class AdaMAESampler(MaskingStrategy):
     Args:
         mask_ratio: ``ρ``, fraction of tokens hidden from the encoder (AdaMAE: 0.95).
         sampling_weight: ``λ`` on the sampling loss (AdaMAE: 1e-4).
-        num_heads: heads of the sampler block (AdaMAE: 8); must divide the backbone width.
+        num_heads: heads of the sampler block (AdaMAE: 8); must divide the sampler width.
         mlp_ratio: MLP width of the sampler block relative to the backbone width.
         dropout: dropout on the block's projections (AdaMAE: 0.1).
+        sampler_dim: width of the sampler block. ``None`` (default) is the reference: the backbone
+            width. A smaller width adds ``Linear(D, sampler_dim)`` before the block — our deviation,
+            which makes the sampler cheap enough that masking 95% saves compute overall (at full
+            width one extra block over all ``N`` tokens costs more than the encoder saves).
+        checkpoint_sampler: recompute the sampler block in the backward pass instead of keeping its
+            activations (``torch.utils.checkpoint``): same results, less memory, one more block forward.
         embed_dim: backbone width; normally filled in by the task through :meth:`bind`.
         grid: token grid ``(t, h, w)``; normally filled in by the task through :meth:`bind`.
     """
@@ -65,7 +72,8 @@ class AdaMAESampler(MaskingStrategy):
     needs_tokens = True
 
     def __init__(self, mask_ratio: float = 0.95, sampling_weight: float = 1e-4, num_heads: int = 8,
-                 mlp_ratio: float = 4.0, dropout: float = 0.1, embed_dim: int | None = None,
+                 mlp_ratio: float = 4.0, dropout: float = 0.1, sampler_dim: int | None = None,
+                 checkpoint_sampler: bool = False, embed_dim: int | None = None,
                  grid: tuple[int, int, int] | None = None) -> None:
         super().__init__(mask_ratio)
         if sampling_weight < 0:
@@ -73,7 +81,10 @@ class AdaMAESampler(MaskingStrategy):
         if num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {num_heads}")
         self.sampling_weight = sampling_weight
+        if sampler_dim is not None and sampler_dim < 1:
+            raise ValueError(f"sampler_dim must be a positive integer or None, got {sampler_dim}")
         self.num_heads, self.mlp_ratio, self.dropout = num_heads, mlp_ratio, dropout
+        self.sampler_dim, self.checkpoint_sampler = sampler_dim, checkpoint_sampler
         self.grid: Grid | None = None
         if (embed_dim is None) != (grid is None):
             raise ValueError("give both embed_dim and grid, or neither (the task binds them)")
@@ -83,30 +94,38 @@ class AdaMAESampler(MaskingStrategy):
     def bind(self, embed_dim: int, grid: Grid) -> None:
         grid = tuple(int(g) for g in grid)
         if self.grid is not None:
-            if (self.pos_embed.shape[-1], self.grid) != (embed_dim, grid):
-                raise ValueError(f"sampler was built for width {self.pos_embed.shape[-1]} and grid {self.grid}, "
+            if (self.embed_dim, self.grid) != (embed_dim, grid):
+                raise ValueError(f"sampler was built for width {self.embed_dim} and grid {self.grid}, "
                                  f"backbone has width {embed_dim} and grid {grid}")
             return
-        if embed_dim % self.num_heads != 0:
-            raise ValueError(f"AdaMAE sampler: backbone width {embed_dim} is not divisible by num_heads={self.num_heads}")
+        width = self.sampler_dim or embed_dim
+        if width % self.num_heads != 0:
+            raise ValueError(f"AdaMAE sampler: width {width} is not divisible by num_heads={self.num_heads}")
         num_tokens = grid[0] * grid[1] * grid[2]
         self.num_visible = int(num_tokens * (1 - self.mask_ratio))
         if not 0 < self.num_visible < num_tokens:
             raise ValueError(f"mask_ratio={self.mask_ratio} keeps {self.num_visible} of {num_tokens} tokens; "
                              "AdaMAE needs at least one visible and one masked token")
-        self.grid = grid
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
-        self.block = Block(embed_dim, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=False,
+        self.grid, self.embed_dim = grid, embed_dim
+        self.project = nn.Identity() if width == embed_dim else nn.Linear(embed_dim, width)
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, width))
+        self.block = Block(width, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=False,
                            proj_drop=self.dropout, norm_layer=partial(nn.LayerNorm, eps=1e-5))
-        self.score = nn.Linear(embed_dim, 1)
-        for module in (self.block, self.score):
+        self.score = nn.Linear(width, 1)
+        for module in (self.project, self.block, self.score):
             module.apply(_xavier_init)
 
     def token_probs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Sampling distribution ``(B, N)`` (float32) for patch tokens ``(B, N, D)``."""
         if self.grid is None:
             raise RuntimeError("AdaMAESampler is not bound to a backbone: pass it to a task or call bind()")
-        logits = self.score(self.block(tokens + self.pos_embed.to(tokens.dtype))).squeeze(-1)
+        x = self.project(tokens)
+        x = x + self.pos_embed.to(x.dtype)
+        if self.checkpoint_sampler and torch.is_grad_enabled():
+            x = checkpoint(self.block, x, use_reentrant=False)
+        else:
+            x = self.block(x)
+        logits = self.score(x).squeeze(-1)
         return torch.nan_to_num(logits.float()).softmax(dim=-1)
 
     def forward(self, batch_size: int, grid: Grid, device: torch.device | str = "cpu",
@@ -115,7 +134,11 @@ class AdaMAESampler(MaskingStrategy):
             raise ValueError("AdaMAESampler needs the patch tokens (B, N, D); it looks at the content")
         if tuple(grid) != self.grid:
             raise ValueError(f"sampler was built for grid {self.grid}, got {tuple(grid)}")
-        probs = self.token_probs(tokens)
+        if self.sampling_weight > 0:
+            probs = self.token_probs(tokens)
+        else:  # nothing will train the sampler: keep no graph for it
+            with torch.no_grad():
+                probs = self.token_probs(tokens)
         ids_keep = torch.multinomial(probs.detach(), self.num_visible, replacement=False).sort(dim=1).values
         ids_mask = complement_ids(ids_keep, probs.shape[1])
         error_loss = None
