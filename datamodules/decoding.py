@@ -173,8 +173,12 @@ def write_video(
     codec: str = "libx264",
     gop: int = 4,
     crf: int = 18,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
-    """Encode uint8 RGB ``frames`` ``(T, H, W, 3)`` to ``path`` (yuv420p) and return the path.
+    """Encode uint8 RGB ``frames`` ``(T, H, W, 3)`` to ``path`` and return the path.
+
+    ``pix_fmt`` ``yuv420p`` is what cameras and datasets use; ``yuv444p`` with ``crf=0`` is
+    lossless up to colour-conversion rounding (used for the generated default data).
 
     A short keyframe interval ``gop`` keeps random access cheap for clip sampling. The file is
     written under a temporary name in the same folder and renamed, so ``path`` never holds a
@@ -192,7 +196,7 @@ def write_video(
     try:
         with av.open(str(tmp), "w") as container:
             stream = container.add_stream(codec, rate=fps)
-            stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], pix_fmt
             stream.codec_context.gop_size = gop
             if codec in ("libx264", "libx265"):
                 stream.options = {"crf": str(crf)}
