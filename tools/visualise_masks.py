@@ -33,23 +33,10 @@ def load_task(config: str, ckpt_path: str | None):
     return cli.model.eval(), cli.datamodule
 
 
-def draw_masks(task, video: torch.Tensor, max_frames: int = 16) -> torch.Tensor:
-    """The mask-view image ``(3, H', W')`` of ``task``'s masking strategy on ``video (B, C, T, H, W)``."""
-    from vtrep.reports.mask_views import mask_view_grid, probability_heatmap
-
-    with torch.no_grad():
-        pred, mask, _ = task(video)
-        original, masked, _ = task.reconstruct(video, pred, mask)
-    heat = None
-    if mask.probs is not None:
-        cfg = task.backbone.config
-        heat = probability_heatmap(mask.probs, original, task.backbone.grid, cfg["patch_size"], cfg["tubelet_size"])
-    return mask_view_grid(original, masked, heat, max_frames)
-
-
 def visualise(run_config: str, ckpt_path: str | None = None, num_clips: int = 4, split: str = "val",
               output: str = "mask_views.png", max_frames: int = 16, seed: int = 0) -> Path:
     """Write the mask-view PNG for the first ``num_clips`` clips of ``split`` ("train" or "val")."""
+    from vtrep.reports.mask_views import draw_masks
     from vtrep.reports.recon_grid import save_grid
 
     if split not in ("train", "val"):

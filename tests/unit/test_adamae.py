@@ -117,3 +117,25 @@ def test_bad_configurations_fail_with_named_parameters():
         make_sampler()(2, GRID)
     with pytest.raises(RuntimeError, match="bind"):
         AdaMAESampler(0.9, num_heads=2).token_probs(torch.randn(1, 32, DIM))
+
+
+def test_narrow_checkpointed_sampler_matches_plain_one():
+    torch.manual_seed(0)
+    plain = make_sampler(sampler_dim=8)
+    checkpointed = make_sampler(sampler_dim=8, checkpoint_sampler=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    tokens = torch.randn(3, 32, DIM)
+    grads = []
+    for sampler in (plain, checkpointed):
+        probs = sampler.token_probs(tokens)
+        (probs[:, :5].sum()).backward()
+        grads.append([p.grad.clone() for p in sampler.parameters()])
+        torch.testing.assert_close(probs, plain.token_probs(tokens))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    assert plain.project.weight.shape == (8, DIM)
+
+
+def test_zero_weight_builds_no_graph():
+    out = make_sampler(sampling_weight=0.0)(2, GRID, tokens=torch.randn(2, 32, DIM, requires_grad=True))
+    assert out.error_loss is None and not out.probs.requires_grad

@@ -45,3 +45,15 @@ def mask_view_grid(original: torch.Tensor, masked: torch.Tensor, heatmap: torch.
         rows.extend(view[clip][:, frame_ids].permute(1, 0, 2, 3) for view in views)
     tiles = torch.cat(rows, dim=0).float().clamp(0, 1)
     return make_grid(tiles, nrow=len(frame_ids), padding=2, pad_value=1.0)
+
+
+def draw_masks(task, video: torch.Tensor, max_frames: int = 16) -> torch.Tensor:
+    """The mask-view image ``(3, H', W')`` of ``task``'s masking strategy on ``video (B, C, T, H, W)``."""
+    with torch.no_grad():
+        pred, mask, _ = task(video)
+        original, masked, _ = task.reconstruct(video, pred, mask)
+    heat = None
+    if mask.probs is not None:
+        cfg = task.backbone.config
+        heat = probability_heatmap(mask.probs, original, task.backbone.grid, cfg["patch_size"], cfg["tubelet_size"])
+    return mask_view_grid(original, masked, heat, max_frames)
