@@ -9,6 +9,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vtrep.backbones.video_vit import init_vit_weights
 from vtrep.masking.base import Grid, MaskingStrategy, MaskOutput
 
 
@@ -113,7 +114,10 @@ class AdaMAESampler(MaskingStrategy):
                            proj_drop=self.dropout, norm_layer=partial(nn.LayerNorm, eps=1e-5))
         self.score = nn.Linear(width, 1)
         for module in (self.project, self.block, self.score):
-            module.apply(_xavier_init)
+            module.apply(init_vit_weights)  # AdaMAE uses the same _init_weights
+        if self.sampling_weight == 0:
+            # Nothing trains the sampler: freeze it so optimisers skip it and DDP sees no unused parameters.
+            self.requires_grad_(False)
 
     def token_probs(self, tokens: torch.Tensor) -> torch.Tensor:
         """Sampling distribution ``(B, N)`` (float32) for patch tokens ``(B, N, D)``."""
@@ -151,13 +155,3 @@ class AdaMAESampler(MaskingStrategy):
 
         return MaskOutput.from_split(ids_keep, ids_mask, probs=probs.detach(), error_loss=error_loss)
 
-
-def _xavier_init(module: nn.Module) -> None:
-    """AdaMAE's ``_init_weights``: Xavier-uniform linear weights, zero biases, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
