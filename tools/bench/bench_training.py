@@ -21,6 +21,7 @@ class StepStats:
     times: list[float] = field(default_factory=list)
     activation_bytes: int = 0
     state_bytes: int = 0
+    cuda_peak_bytes: int = 0
 
     @property
     def median_time(self) -> float:
