@@ -1,6 +1,7 @@
-"""Video data loading for vtrep: decoding, clip sampling, transforms, datasets and data modules.
+"""Data loading for vtrep: video (decoding, clip sampling, transforms) and time series (UCR/UEA, CSV forecasting).
 
-Clips are float32 ``(C, T, H, W)`` per sample and ``(B, C, T, H, W)`` per batch. Public names
+Clips are float32 ``(C, T, H, W)`` per sample and ``(B, C, T, H, W)`` per batch; series are
+``(C, T)`` per sample. Public names
 are imported on first access, so ``import datamodules`` stays cheap (no torch, Lightning or
 decoder import until a name is used).
 """
@@ -28,6 +29,10 @@ _EXPORTS = {
     "VideoDataModule": "datamodules.video_datamodule",
     "SyntheticVideoDataModule": "datamodules.synthetic_video",
     "generate_moving_sprites": "datamodules.synthetic_video",
+    "SeriesClassificationDataModule": "datamodules.series_datamodule",
+    "ForecastingDataModule": "datamodules.series_datamodule",
+    "load_classification": "datamodules.ucr",
+    "read_forecasting_csv": "datamodules.forecasting_csv",
 }
 
 __all__ = sorted(_EXPORTS)

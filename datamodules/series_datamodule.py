@@ -1,0 +1,139 @@
+"""Lightning datamodules for time series: UCR/UEA classification, CSV forecasting, generated defaults.
+
+Classification batches are ``(x (B, C, T), y (B,))``; NaN marks steps past the end of shorter
+series and is left to the model (``nan_to_zero=True`` replaces it). Forecasting batches are
+``(context (B, L, C), target (B, H, C))`` on the training-standardised scale.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from datamodules.forecasting_csv import ForecastingWindows, forecasting_splits, read_forecasting_csv
+from datamodules.synthetic_series import generate_forecasting_table, generate_series_classification
+from datamodules.ucr import load_classification
+
+
+class _LoaderMixin:
+    batch_size: int
+    num_workers: int
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          drop_last=False, persistent_workers=self.num_workers > 0)
+
+
+def _check_loader_args(batch_size: int, num_workers: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+
+
+class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
+    """A UCR/UEA dataset ``name`` under ``root`` in the archive's layout; ``root=None`` uses generated data.
+
+    As in TS2Vec the encoder trains on the training split and is evaluated on the test split, which
+    serves as the validation loader here.
+
+    Args:
+        root: archive folder holding ``<name>/<name>_TRAIN.tsv`` (or ``.ts``); ``None`` for generated series.
+        name: dataset name (ignored for generated data).
+        batch_size: clips per batch.
+        num_workers: DataLoader worker processes.
+        normalise: apply TS2Vec's normalisation rule.
+        nan_to_zero: replace NaN padding by 0.
+        generated_per_class: series per class of the generated default (train; test gets half).
+        generated_length: length of the generated series.
+    """
+
+    def __init__(self, root: str | None = None, name: str = "generated", batch_size: int = 8, num_workers: int = 0,
+                 normalise: bool = True, nan_to_zero: bool = False, generated_per_class: int = 50,
+                 generated_length: int = 128) -> None:
+        super().__init__()
+        _check_loader_args(batch_size, num_workers)
+        self.root, self.name, self.normalise, self.nan_to_zero = root, name, normalise, nan_to_zero
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.generated_per_class, self.generated_length = generated_per_class, generated_length
+        self.train_set = self.test_set = None
+        self.classes: list[str] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        if self.root is None:
+            train_x, train_y = generate_series_classification(self.generated_per_class, self.generated_length, seed=0)
+            test_x, test_y = generate_series_classification(max(1, self.generated_per_class // 2),
+                                                            self.generated_length, seed=1)
+            self.classes = ["sine", "square", "sawtooth", "triangle"]
+        else:
+            train, test, self.classes = load_classification(self.root, self.name, self.normalise)
+            (train_x, train_y), (test_x, test_y) = (train.x, train.y), (test.x, test.y)
+        if self.nan_to_zero:
+            train_x, test_x = np.nan_to_num(train_x, nan=0.0), np.nan_to_num(test_x, nan=0.0)
+        self.train_set = TensorDataset(torch.from_numpy(train_x), torch.from_numpy(train_y))
+        self.test_set = TensorDataset(torch.from_numpy(test_x), torch.from_numpy(test_y))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+
+class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
+    """Windows ``(context L, horizon H)`` of a CSV in the ETT layout; ``path=None`` uses generated data.
+
+    Args:
+        path: CSV with a date column and one column per channel; ``None`` for the generated table.
+        context_length: ``L`` steps of input.
+        horizon: ``H`` steps to forecast.
+        split: ``ett_hourly`` (12/4/4 months), ``ett_15min`` or ``ratio`` (60/20/20 by rows); default
+            ``ett_hourly`` for a file and ``ratio`` for the generated table.
+        channels: columns to use, in order (default: all but the date).
+        date_column: name of the timestamp column.
+        batch_size: windows per batch.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(self, path: str | None = None, context_length: int = 336, horizon: int = 96,
+                 split: Literal["ett_hourly", "ett_15min", "ratio"] | None = None, channels: list[str] | None = None,
+                 date_column: str = "date", batch_size: int = 32, num_workers: int = 0) -> None:
+        super().__init__()
+        _check_loader_args(batch_size, num_workers)
+        if split is None:
+            split = "ratio" if path is None else "ett_hourly"
+        self.path, self.split, self.channels, self.date_column = path, split, channels, date_column
+        self.context_length, self.horizon = context_length, horizon
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.windows: dict[str, ForecastingWindows] = {}
+        self.mean = self.std = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.windows:
+            return
+        table = (generate_forecasting_table() if self.path is None
+                 else read_forecasting_csv(self.path, self.date_column, self.channels))
+        self.windows, self.mean, self.std = forecasting_splits(table, self.split, self.context_length, self.horizon)
+        self.num_channels = table.values.shape[1]
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.windows["train"], shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.windows["val"], shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.windows["test"], shuffle=False)
