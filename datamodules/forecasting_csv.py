@@ -3,7 +3,7 @@
 Splits follow the ETT convention used by Informer, PatchTST and TS2Vec: for hourly ETT data the
 first 12 months (of 30 days) train, the next 4 validate, the next 4 test; other files split
 60/20/20 by rows. Channels are standardised with statistics of the training rows only. A window
-is ``context (L, C)`` followed by ``target (H, C)``; a split's windows have every target step
+is ``context (C, L)`` followed by ``target (C, H)`` (axes ``C T`` as everywhere in vtrep); a split's windows have every target step
 inside that split (the context of the first validation / test windows reaches back into the
 previous split, as in PatchTST's ``border1s``), so no test target was ever a training target.
 """
@@ -80,7 +80,7 @@ def split_borders(num_rows: int, scheme: Literal["ett_hourly", "ett_15min", "rat
 
 
 class ForecastingWindows(Dataset):
-    """Sliding windows over standardised values: item ``i`` is ``(context (L, C), target (H, C))``.
+    """Sliding windows over standardised values ``(T, C)``: item ``i`` is ``(context (C, L), target (C, H))``.
 
     Targets cover rows ``[start, end)`` only; contexts may start up to ``L`` rows before ``start``.
     """
@@ -106,7 +106,9 @@ class ForecastingWindows(Dataset):
         if not 0 <= index < self.count:
             raise IndexError(index)
         s = self.first + index
-        return self.values[s: s + self.context_length], self.values[s + self.context_length: s + self.context_length + self.horizon]
+        context = self.values[s: s + self.context_length]
+        target = self.values[s + self.context_length: s + self.context_length + self.horizon]
+        return context.T, target.T
 
 
 def standardise(values: np.ndarray, train_rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Classification batches are ``(x (B, C, T), y (B,))``; NaN marks steps past the end of shorter
 series and is left to the model (``nan_to_zero=True`` replaces it). Forecasting batches are
-``(context (B, L, C), target (B, H, C))`` on the training-standardised scale.
+``(context (B, C, L), target (B, C, H))`` on the training-standardised scale.
 """
 
 from __future__ import annotations

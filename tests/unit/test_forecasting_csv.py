@@ -48,7 +48,7 @@ def test_windows_keep_targets_inside_their_split(tmp_path):
     assert min(test.target_rows(0)) == 80 and max(test.target_rows(len(test) - 1)) == 99
     assert not train_targets & set(test.target_rows(0))
     context, target = test[0]
-    assert context.shape == (8, 2) and target.shape == (4, 2)
+    assert context.shape == (2, 8) and target.shape == (2, 4)
     with pytest.raises(ValueError, match="no window"):
         ForecastingWindows(table.values, 0, 5, 8, 4)
 

@@ -29,7 +29,7 @@ def test_forecasting_datamodule_on_generated_table():
     data = ForecastingDataModule(context_length=48, horizon=24, batch_size=4)
     data.setup("fit")
     context, target = next(iter(data.train_dataloader()))
-    assert context.shape == (4, 48, 3) and target.shape == (4, 24, 3)
+    assert context.shape == (4, 3, 48) and target.shape == (4, 3, 24)
     assert data.split == "ratio"
 
 

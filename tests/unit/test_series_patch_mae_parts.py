@@ -10,7 +10,7 @@ from vtrep.objectives.series import MaskedPatchMSE
 
 
 def test_revin_round_trip_and_statistics():
-    x = torch.randn(4, 50, 3) * torch.tensor([1.0, 10.0, 0.1]) + torch.tensor([5.0, -2.0, 0.0])
+    x = (torch.randn(4, 50, 3) * torch.tensor([1.0, 10.0, 0.1]) + torch.tensor([5.0, -2.0, 0.0])).transpose(1, 2)
     revin = RevIN(3)
     with torch.no_grad():
         revin.weight.copy_(torch.tensor([2.0, 0.5, 1.5]))
@@ -18,9 +18,9 @@ def test_revin_round_trip_and_statistics():
     y = revin.normalise(x)
     torch.testing.assert_close(revin.denormalise(y), x, rtol=1e-4, atol=1e-4)
     plain = RevIN(3, affine=False).normalise(x)
-    torch.testing.assert_close(plain.mean(1), torch.zeros(4, 3), atol=1e-5, rtol=0)
-    var = x.var(1, unbiased=False)  # population variance, eps inside the square root
-    torch.testing.assert_close(plain.var(1, unbiased=False), var / (var + 1e-5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(plain.mean(-1), torch.zeros(4, 3), atol=1e-5, rtol=0)
+    var = x.var(-1, unbiased=False)  # population variance, eps inside the square root
+    torch.testing.assert_close(plain.var(-1, unbiased=False), var / (var + 1e-5), atol=1e-4, rtol=0)
     with pytest.raises(RuntimeError, match="before normalise"):
         RevIN(2).denormalise(x)
 
@@ -32,14 +32,14 @@ def test_patch_count_formula(length, patch, stride, expected):
 
 
 def test_patches_end_at_the_last_step():
-    x = torch.arange(100, dtype=torch.float).view(1, 100, 1)
+    x = torch.arange(100, dtype=torch.float).view(1, 1, 100)
     patches = patchify_series(x, 12, 12)  # 8 patches cover the last 96 steps; steps 0-3 are trimmed
     assert patches.shape == (1, 1, 8, 12)
     assert patches[0, 0, 0, 0] == 4 and patches[0, 0, -1, -1] == 99
     overlapping = patchify_series(x, 16, 8)
     assert overlapping[0, 0, -1, -1] == 99 and overlapping[0, 0, 1, 0] - overlapping[0, 0, 0, 0] == 8
     with pytest.raises(ValueError, match="shorter than patch_length"):
-        patchify_series(torch.zeros(1, 5, 1), 8, 8)
+        patchify_series(torch.zeros(1, 1, 5), 8, 8)
 
 
 def test_masks_are_per_channel_and_zero_filled():

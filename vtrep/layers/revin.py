@@ -10,8 +10,8 @@ class RevIN(nn.Module):
     """Normalise each series per instance and channel, and undo it on the output.
 
     ``normalise(x)`` stores the mean and the population standard deviation (``sqrt(var + eps)``,
-    ``eps = 1e-5``) of ``x (B, L, C)`` over time, then applies an optional per-channel affine map;
-    ``denormalise(y)`` inverts both for ``y (B, H, C)``. Statistics are detached, as in PatchTST.
+    ``eps = 1e-5``) of ``x (B, C, T)`` over time, then applies an optional per-channel affine map;
+    ``denormalise(y)`` inverts both for ``y (B, C, H)``. Statistics are detached, as in PatchTST.
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
@@ -26,16 +26,16 @@ class RevIN(nn.Module):
         self.std: torch.Tensor | None = None
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, L, C)`` → normalised ``(B, L, C)``; remembers the statistics for :meth:`denormalise`."""
-        self.mean = x.mean(dim=1, keepdim=True).detach()
-        self.std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
+        """``x (B, C, T)`` → normalised ``(B, C, T)``; remembers the statistics for :meth:`denormalise`."""
+        self.mean = x.mean(dim=-1, keepdim=True).detach()
+        self.std = torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + self.eps).detach()
         x = (x - self.mean) / self.std
-        return x * self.weight + self.bias if self.affine else x
+        return x * self.weight[:, None] + self.bias[:, None] if self.affine else x
 
     def denormalise(self, y: torch.Tensor) -> torch.Tensor:
-        """Invert :meth:`normalise` on ``y (B, H, C)`` with the statistics of the last call."""
+        """Invert :meth:`normalise` on ``y (B, C, H)`` with the statistics of the last call."""
         if self.mean is None:
             raise RuntimeError("RevIN.denormalise called before normalise")
         if self.affine:
-            y = (y - self.bias) / (self.weight + self.eps * self.eps)
+            y = (y - self.bias[:, None]) / (self.weight[:, None] + self.eps * self.eps)
         return y * self.std + self.mean

@@ -13,15 +13,14 @@ def num_series_patches(length: int, patch_length: int, stride: int) -> int:
 
 
 def patchify_series(x: torch.Tensor, patch_length: int, stride: int) -> torch.Tensor:
-    """``x (B, L, C)`` → patches ``(B, C, Np, P)``.
+    """``x (B, C, T)`` → patches ``(B, C, Np, P)``.
 
     The first ``L − (P + S·(Np − 1))`` steps are dropped so the last patch ends at the last step
     (PatchTST's ``create_patch``); a series shorter than one patch is an error.
     """
-    length = x.shape[1]
+    length = x.shape[-1]
     if length < patch_length:
         raise ValueError(f"series of length {length} is shorter than patch_length={patch_length}")
     count = num_series_patches(length, patch_length, stride)
     kept = patch_length + stride * (count - 1)
-    patches = x[:, length - kept:].unfold(dimension=1, size=patch_length, step=stride)  # (B, Np, C, P)
-    return patches.transpose(1, 2)
+    return x[..., length - kept:].unfold(dimension=-1, size=patch_length, step=stride)
