@@ -14,10 +14,10 @@ class RevIN(nn.Module):
     ``denormalise(y)`` inverts both for ``y (B, C, H)``. Statistics are detached, as in PatchTST.
     """
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+    def __init__(self, num_channels: int | None = None, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__()
-        if num_channels < 1:
-            raise ValueError(f"num_channels must be >= 1, got {num_channels}")
+        if affine and (num_channels is None or num_channels < 1):
+            raise ValueError(f"an affine RevIN needs num_channels >= 1, got {num_channels}")
         self.eps, self.affine = eps, affine
         if affine:
             self.weight = nn.Parameter(torch.ones(num_channels))

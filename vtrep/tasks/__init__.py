@@ -1,5 +1,6 @@
 """Thin LightningModules that wire components."""
 
+from vtrep.tasks.series_mae import SeriesMAETask
 from vtrep.tasks.video_mae import VideoMAETask
 
-__all__ = ["VideoMAETask"]
+__all__ = ["VideoMAETask", "SeriesMAETask"]

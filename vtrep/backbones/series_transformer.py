@@ -1,0 +1,101 @@
+"""PatchTST-style channel-independent transformer over series patches (Nie et al., ICLR 2023)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vtrep.layers.series_patch import num_series_patches
+
+NormKind = Literal["batch", "layer"]
+
+
+class TokenBatchNorm(nn.Module):
+    """BatchNorm1d over the width of tokens ``(N, Np, D)`` (PatchTST's ``Transpose`` + ``BatchNorm1d``)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+def make_norm(kind: NormKind, dim: int) -> nn.Module:
+    if kind == "batch":
+        return TokenBatchNorm(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    raise ValueError(f"norm must be 'batch' or 'layer', got {kind!r}")
+
+
+class SeriesTransformerBlock(nn.Module):
+    """Post-norm encoder layer as in PatchTST: ``x = norm(x + attn(x))``, ``x = norm(x + ffn(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, norm: NormKind) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"d_model={dim} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        hidden = int(dim * mlp_ratio)
+        self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.norm_attn, self.norm_ffn = make_norm(norm, dim), make_norm(norm, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (N, Np, D)`` → ``(N, Np, D)``."""
+        n, length, dim = x.shape
+        q, k, v = self.qkv(x).view(n, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, length, dim)
+        x = self.norm_attn(x + self.dropout(self.proj(attn)))
+        return self.norm_ffn(x + self.dropout(self.ffn(x)))
+
+
+class PatchTSTEncoder(nn.Module):
+    """Shared patch embedding, learnable positions and post-norm blocks, each channel on its own.
+
+    Patches ``(B, C, Np, P)`` → tokens ``(B, C, Np, D)``. Channel independence: the ``C`` channels
+    are ``B·C`` separate sequences through the same weights. Deviation: PatchTST's default
+    residual attention (scores carried between layers) is not used; plain attention instead.
+
+    Args:
+        context_length: series length ``T`` the encoder is built for (sets ``Np``).
+        patch_length: ``P`` (PatchTST self-supervised: 12).
+        stride: ``S`` (pretraining: equal to ``P``, non-overlapping).
+        d_model: width ``D`` (128).
+        depth: encoder layers (3).
+        num_heads: attention heads (16).
+        mlp_ratio: feed-forward width over ``D`` (PatchTST: 512 / 128 = 4).
+        dropout: dropout in attention output, feed-forward and after the embedding (0.2).
+        norm: ``batch`` (PatchTST default) or ``layer``.
+    """
+
+    def __init__(self, context_length: int = 336, patch_length: int = 12, stride: int = 12, d_model: int = 128,
+                 depth: int = 3, num_heads: int = 16, mlp_ratio: float = 4.0, dropout: float = 0.2,
+                 norm: NormKind = "batch") -> None:
+        super().__init__()
+        if context_length < patch_length:
+            raise ValueError(f"context_length={context_length} is shorter than patch_length={patch_length}")
+        self.context_length, self.patch_length, self.stride = context_length, patch_length, stride
+        self.num_patches = num_series_patches(context_length, patch_length, stride)
+        self.embed_dim = d_model
+        self.patch_embed = nn.Linear(patch_length, d_model)
+        self.pos_embed = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm)
+                                    for _ in range(depth))
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        batch, channels, count, length = patches.shape
+        if (count, length) != (self.num_patches, self.patch_length):
+            raise ValueError(f"expected {self.num_patches} patches of length {self.patch_length}, got {count} of {length}")
+        x = self.dropout(self.patch_embed(patches.reshape(batch * channels, count, length)) + self.pos_embed)
+        for block in self.blocks:
+            x = block(x)
+        return x.view(batch, channels, count, -1)
+
