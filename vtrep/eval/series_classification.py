@@ -1,0 +1,68 @@
+"""Classification on frozen series representations with TS2Vec's protocol (``tasks/_eval_protocols.py``).
+
+* ``svm`` (TS2Vec): RBF ``SVC(gamma="scale")``; C chosen from {1e-4, …, 1e4, ∞} by 5-fold grid
+  search; when the training set is small (fewer than 50 series, or fewer than 5 per class on
+  average) no search is run and C = ∞; above 10 000 series a stratified 10 000 are used for the search.
+* ``logistic``: standardised features and L2 logistic regression, C from the same kind of grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+SVM_C_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf]
+MAX_SEARCH_SAMPLES = 10000
+
+
+@dataclass
+class ClassificationResult:
+    accuracy: float
+    protocol: str
+    best_c: float
+
+
+def fit_svm(features: np.ndarray, labels: np.ndarray, seed: int = 0):
+    """TS2Vec's ``fit_svm``: grid-searched RBF SVC, or C = ∞ when classes are tiny."""
+    from sklearn.model_selection import GridSearchCV, train_test_split
+    from sklearn.svm import SVC
+
+    num_classes = np.unique(labels).shape[0]
+    svm = SVC(C=np.inf, gamma="scale")
+    if len(features) // num_classes < 5 or len(features) < 50:
+        return svm.fit(features, labels)
+    if len(features) > MAX_SEARCH_SAMPLES:
+        features, _, labels, _ = train_test_split(features, labels, train_size=MAX_SEARCH_SAMPLES, random_state=seed,
+                                                  stratify=labels)
+    search = GridSearchCV(svm, {"C": SVM_C_GRID}, cv=5, n_jobs=1)
+    return search.fit(features, labels).best_estimator_
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folds = max(2, min(5, int(np.bincount(labels).min())))
+    model = LogisticRegressionCV(Cs=[1e-3, 1e-2, 1e-1, 1, 10, 100], cv=folds, max_iter=5000, random_state=seed)
+    return make_pipeline(StandardScaler(), model).fit(features, labels)
+
+
+def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                             protocol: Literal["svm", "logistic"] = "svm", seed: int = 0) -> ClassificationResult:
+    """Fit on ``train_x (n, F)`` and report test accuracy."""
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (n, F) with equal F, got {train_x.shape} and {test_x.shape}")
+    if not (np.isfinite(train_x).all() and np.isfinite(test_x).all()):
+        raise ValueError("features contain NaN or inf")
+    if protocol == "svm":
+        model = fit_svm(train_x, train_y, seed)
+        best_c = float(model.C)
+    elif protocol == "logistic":
+        model = fit_logistic(train_x, train_y, seed)
+        best_c = float(model[-1].C_[0])
+    else:
+        raise ValueError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
+    return ClassificationResult(float((model.predict(test_x) == test_y).mean()), protocol, best_c)
