@@ -3,9 +3,10 @@
 from vtrep.masking.adamae import AdaMAESampler
 from vtrep.masking.base import MaskingStrategy, MaskOutput
 from vtrep.masking.running_cell import DualMasking, running_cell_keep
-from vtrep.masking.series import SeriesPatchMasking
+from vtrep.masking.series import ComplementaryPatchMasking, SeriesPatchMasking
 from vtrep.masking.spacetime import RandomMasking
 from vtrep.masking.tube import TubeMasking
 
 __all__ = ["MaskOutput", "MaskingStrategy", "TubeMasking", "RandomMasking", "AdaMAESampler", "DualMasking",
-           "running_cell_keep", "SeriesPatchMasking"]
+           "running_cell_keep", "SeriesPatchMasking",
+           "ComplementaryPatchMasking"]

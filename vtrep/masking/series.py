@@ -26,7 +26,27 @@ class SeriesPatchMasking(RandomMasking):
         mask = self(batch * channels, (count, 1, 1), patches.device)
         return self.zero_fill(patches, mask.mask.view(batch, channels, count)), mask
 
+    def views(self, patches: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Masked inputs and their masks ``(B, C, Np)``: one view here, two for complementary masking."""
+        filled, mask = self.mask_patches(patches)
+        return [(filled, mask.mask.view(patches.shape[:3]))]
+
     @staticmethod
     def zero_fill(patches: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """``patches (B, C, Np, P)`` with the patches where ``masked (B, C, Np)`` is True set to 0."""
         return patches.masked_fill(masked.unsqueeze(-1), 0.0)
+
+
+class ComplementaryPatchMasking(SeriesPatchMasking):
+    """PITS's complementary masking: a random mask and its complement give two views.
+
+    Each view hides what the other shows, so together they reconstruct every patch once. The
+    mask is drawn per channel as in :class:`SeriesPatchMasking` (PITS: ρ = 0.5).
+    """
+
+    def __init__(self, mask_ratio: float = 0.5) -> None:
+        super().__init__(mask_ratio)
+
+    def views(self, patches: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        (first, masked), = super().views(patches)
+        return [(first, masked), (self.zero_fill(patches, ~masked), ~masked)]

@@ -1,8 +1,10 @@
-"""``SeriesMAETask``: PatchTST-style masked patch pretraining of a series encoder.
+"""``SeriesMAETask``: masked patch pretraining of a series encoder, PatchTST- or PITS-style.
 
 RevIN per instance and channel → patches that end at the last step → random patches masked per
 channel, zero-filled and kept in the sequence → channel-independent encoder → ``Linear(D, P)``
-head → MSE on masked patches only. Optimiser: AdamW with per-step warmup + cosine (PatchTST uses
+head → MSE on masked patches only. PITS-style: ``PatchMLPEncoder`` with
+``ComplementaryPatchMasking`` (two views, each reconstructing what it cannot see) and optionally
+TS2Vec's hierarchical contrastive loss between the two views' representations. Optimiser: AdamW with per-step warmup + cosine (PatchTST uses
 Adam with a one-cycle schedule; the difference is in the schedule shape, not the objective).
 """
 
@@ -12,10 +14,12 @@ import lightning as L
 import torch
 from torch import nn
 
+from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import patchify_series
 from vtrep.masking.series import SeriesPatchMasking
+from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
 from vtrep.optim import WarmupCosine, weight_decay_groups
 
@@ -24,18 +28,19 @@ class SeriesMAETask(L.LightningModule):
     """Masked patch pretraining on series batches ``(x (B, C, T), ...)``.
 
     Args:
-        encoder: the patch encoder; its ``context_length`` must equal ``T``.
-        masking: per-channel patch masking (default ratio 0.4).
+        encoder: the patch encoder (PatchTST transformer or PITS MLP); its ``context_length`` must equal ``T``.
+        masking: per-channel patch masking (default PatchTST's, ratio 0.4), or complementary (PITS).
         revin: normalise each series per instance and channel before patching.
         head_dropout: dropout before the ``Linear(D, P)`` pretraining head.
         lr: peak learning rate (not scaled by batch size).
         weight_decay: AdamW weight decay (none on biases, norms and positions).
         warmup_fraction: fraction of steps in linear warmup.
+        contrastive_weight: weight of the hierarchical contrastive loss between two views (PITS); 0 disables.
     """
 
-    def __init__(self, encoder: PatchTSTEncoder, masking: SeriesPatchMasking | None = None, revin: bool = True,
-                 head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
-                 warmup_fraction: float = 0.1) -> None:
+    def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, masking: SeriesPatchMasking | None = None,
+                 revin: bool = True, head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
+                 warmup_fraction: float = 0.1, contrastive_weight: float = 0.0) -> None:
         super().__init__()
         if lr <= 0 or weight_decay < 0 or not 0 <= warmup_fraction < 1:
             raise ValueError(f"need lr > 0, weight_decay >= 0, 0 <= warmup_fraction < 1; got {lr}, {weight_decay}, "
@@ -46,9 +51,14 @@ class SeriesMAETask(L.LightningModule):
         self.revin = RevIN(affine=False) if revin else None
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.embed_dim, encoder.patch_length))
         self.objective = MaskedPatchMSE()
+        if contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x (B, C, T)`` → ``(pred, target, masked)``: patches ``(B, C, Np, P)`` and mask ``(B, C, Np)``."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """``x (B, C, T)`` → target patches ``(B, C, Np, P)`` and per view ``(pred, masked, tokens)``.
+
+        ``pred`` is ``(B, C, Np, P)``, ``masked`` ``(B, C, Np)``, ``tokens`` the encoder output ``(B, C, Np, D)``.
+        """
         if x.ndim != 3 or x.shape[-1] != self.encoder.context_length:
             raise ValueError(f"expected series (B, C, {self.encoder.context_length}), got {tuple(x.shape)}")
         if torch.isnan(x).any():
@@ -56,14 +66,25 @@ class SeriesMAETask(L.LightningModule):
         if self.revin is not None:
             x = self.revin.normalise(x)
         target = patchify_series(x, self.encoder.patch_length, self.encoder.stride)
-        inputs, mask = self.masking.mask_patches(target)
-        pred = self.head(self.encoder(inputs))
-        return pred, target, mask.mask.view(target.shape[:3])
+        outputs = []
+        for inputs, masked in self.masking.views(target):
+            tokens = self.encoder(inputs)
+            outputs.append((self.head(tokens), masked, tokens))
+        return target, outputs
+
+    def loss(self, target: torch.Tensor, outputs: list) -> torch.Tensor:
+        """Mean masked-patch MSE over views, plus the weighted contrastive term between two views."""
+        loss = sum(self.objective(pred, target, masked) for pred, masked, _ in outputs) / len(outputs)
+        if self.hparams.contrastive_weight > 0:
+            if len(outputs) != 2:
+                raise ValueError("contrastive_weight > 0 needs two views (ComplementaryPatchMasking)")
+            z1, z2 = (tokens.flatten(0, 1) for _, _, tokens in outputs)
+            loss = loss + self.hparams.contrastive_weight * hierarchical_contrastive_loss(z1, z2)
+        return loss
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        pred, target, masked = self(x)
-        loss = self.objective(pred, target, masked)
+        loss = self.loss(*self(x))
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train")
         return loss
 

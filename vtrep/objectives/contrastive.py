@@ -1,0 +1,43 @@
+"""TS2Vec's hierarchical contrastive loss (Yue et al., AAAI 2022), used by PITS between complementary views."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _pair_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Contrast ``z1[:, i]`` with ``z2[:, i]`` against every other row of both: ``z (G, M, D)`` → scalar.
+
+    For each of the ``G`` groups the ``2M`` rows form the candidates; the positive of row ``i`` of one
+    view is row ``i`` of the other, and self-similarity is removed.
+    """
+    m = z1.shape[1]
+    z = torch.cat([z1, z2], dim=1)
+    sim = z @ z.transpose(1, 2)  # (G, 2M, 2M)
+    logits = torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
+    logits = -F.log_softmax(logits, dim=-1)
+    i = torch.arange(m, device=z.device)
+    return (logits[:, i, m + i - 1].mean() + logits[:, m + i, i].mean()) / 2
+
+
+def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """Instance- and time-wise contrast of two views ``z (N, L, D)`` at every max-pooled scale of L.
+
+    Instance-wise: at each step, series are contrasted within the batch (needs ``N > 1``);
+    temporal: within each series, steps are contrasted across time. ``alpha`` weights the two.
+    """
+    if z1.shape != z2.shape:
+        raise ValueError(f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    loss, depth = z1.new_zeros(()), 0
+    while True:
+        if alpha and z1.shape[0] > 1:
+            loss = loss + alpha * _pair_loss(z1.transpose(0, 1), z2.transpose(0, 1))
+        if 1 - alpha and z1.shape[1] > 1:
+            loss = loss + (1 - alpha) * _pair_loss(z1, z2)
+        depth += 1
+        if z1.shape[1] == 1:
+            break
+        z1 = F.max_pool1d(z1.transpose(1, 2), kernel_size=2).transpose(1, 2)
+        z2 = F.max_pool1d(z2.transpose(1, 2), kernel_size=2).transpose(1, 2)
+    return loss / depth
