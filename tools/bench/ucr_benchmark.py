@@ -1,0 +1,103 @@
+"""vtrep on the UCR datasets in ``../shared`` next to published TS2Vec / T-Loss / TNC / 1-NN-DTW accuracies.
+
+    python tools/bench/ucr_benchmark.py --steps 400
+
+Per dataset, as TS2Vec evaluates: a PatchTST-style encoder is pretrained (masked patches) on the
+training split only, its max-pooled representations of train and test series are classified with
+TS2Vec's RBF-SVM protocol, and test accuracy is printed beside the published figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def patch_length_for(length: int) -> int:
+    """About 16 patches per series, at least 4 steps each."""
+    return max(4, length // 16)
+
+
+def pretrain(train_x: torch.Tensor, steps: int, batch_size: int, d_model: int, depth: int, lr: float, seed: int):
+    from vtrep.backbones import PatchTSTEncoder
+    from vtrep.masking import SeriesPatchMasking
+    from vtrep.optim import WarmupCosine
+    from vtrep.tasks import SeriesMAETask
+
+    torch.manual_seed(seed)
+    length = train_x.shape[-1]
+    patch = patch_length_for(length)
+    encoder = PatchTSTEncoder(context_length=length, patch_length=patch, stride=patch, d_model=d_model, depth=depth,
+                              num_heads=4, mlp_ratio=2.0, dropout=0.1, norm="batch")
+    task = SeriesMAETask(encoder, SeriesPatchMasking(0.4), lr=lr)
+    optimizer = torch.optim.AdamW(task.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(steps, steps // 10, 0.0))
+    generator = torch.Generator().manual_seed(seed)
+    task.train()
+    for _ in range(steps):
+        batch = train_x[torch.randint(0, len(train_x), (min(batch_size, len(train_x)),), generator=generator)]
+        loss = task.loss(*task(batch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return encoder
+
+
+def reference_table(path: Path) -> dict[str, dict]:
+    with path.open() as handle:
+        return {row["dataset"]: row for row in csv.DictReader(handle)}
+
+
+def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
+              reference: str = str(ROOT.parent / "shared/reference/ucr_dev_reference.csv"),
+              datasets: list[str] | None = None, steps: int = 400, batch_size: int = 16, d_model: int = 64,
+              depth: int = 3, lr: float = 1e-3, protocol: str = "svm", seed: int = 0,
+              output: str | None = None) -> dict:
+    """Pretrain, extract and classify each dataset; print one table with the published numbers and means."""
+    from datamodules.ucr import load_classification
+    from vtrep.eval.series_classification import evaluate_representations
+    from vtrep.eval.series_features import series_representations
+
+    refs = reference_table(Path(reference))
+    names = datasets or list(refs)
+    rows = {}
+    for name in names:
+        start = time.perf_counter()
+        train, test, _ = load_classification(data_root, name)
+        train_x = torch.nan_to_num(torch.from_numpy(train.x))
+        test_x = torch.nan_to_num(torch.from_numpy(test.x))
+        encoder = pretrain(train_x, steps, batch_size, d_model, depth, lr, seed)
+        features = [series_representations(encoder, x).numpy() for x in (train_x, test_x)]
+        result = evaluate_representations(features[0], train.y, features[1], test.y, protocol, seed)
+        rows[name] = {"vtrep": result.accuracy, "seconds": time.perf_counter() - start,
+                      **{k: float(refs[name][k]) for k in ("ts2vec", "tloss", "dtw_1nn") if name in refs}}
+        print(f"{name}: {result.accuracy:.3f} ({rows[name]['seconds']:.0f} s)", flush=True)
+    print_table(rows)
+    if output:
+        Path(output).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def print_table(rows: dict) -> None:
+    print("| dataset | vtrep | TS2Vec | T-Loss | 1-NN-DTW |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, r in rows.items():
+        print(f"| {name} | {r['vtrep']:.3f} | {r.get('ts2vec', float('nan')):.3f} | {r.get('tloss', float('nan')):.3f} "
+              f"| {r.get('dtw_1nn', float('nan')):.3f} |")
+    means = {k: sum(r[k] for r in rows.values()) / len(rows) for k in ("vtrep", "ts2vec", "tloss", "dtw_1nn")
+             if all(k in r for r in rows.values())}
+    print("| **mean** | " + " | ".join(f"{means.get(k, float('nan')):.3f}" for k in ("vtrep", "ts2vec", "tloss",
+                                                                                  "dtw_1nn")) + " |")
+
+
+if __name__ == "__main__":
+    from jsonargparse import CLI
+
+    CLI(benchmark, as_positional=False)
