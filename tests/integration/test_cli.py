@@ -76,3 +76,9 @@ def test_series_mae_fast_dev_run(experiment, tmp_path):
              "--data.init_args.generated_per_class", "8", "--trainer.fast_dev_run", "2",
              "--trainer.default_root_dir", str(tmp_path / "runs"),
              "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+
+
+def test_series_forecast_fast_dev_run(tmp_path):
+    run_cli(["fit", "--config", str(ROOT / "configs/experiment/series_forecast_quickstart.yaml"),
+             "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path / "runs"),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])

@@ -1,6 +1,7 @@
 """Thin LightningModules that wire components."""
 
+from vtrep.tasks.series_forecast import SeriesForecastTask
 from vtrep.tasks.series_mae import SeriesMAETask
 from vtrep.tasks.video_mae import VideoMAETask
 
-__all__ = ["VideoMAETask", "SeriesMAETask"]
+__all__ = ["VideoMAETask", "SeriesMAETask", "SeriesForecastTask"]

@@ -1,0 +1,108 @@
+"""``SeriesForecastTask``: forecasting with a patch encoder and PatchTST's flatten head.
+
+Context ``(B, C, L)`` → RevIN → patches → encoder ``(B, C, Np, D)`` → flatten ``Np·D`` → dropout →
+``Linear(Np·D, H)`` shared by all channels → RevIN inverse → forecast ``(B, C, H)``. With
+``freeze_encoder`` it is a linear probe (encoder frozen and kept in eval mode, so BatchNorm
+statistics do not move); otherwise it fine-tunes everything. MSE and MAE are reported on the
+standardised scale, as the ETT literature reports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+
+from vtrep.backbones.series_mlp import PatchMLPEncoder
+from vtrep.backbones.series_transformer import PatchTSTEncoder
+from vtrep.layers.revin import RevIN
+from vtrep.layers.series_patch import patchify_series
+from vtrep.optim import WarmupCosine, weight_decay_groups
+
+
+def load_encoder_weights(encoder: nn.Module, checkpoint: str) -> None:
+    """Copy ``encoder.*`` weights of a pretraining checkpoint (Lightning ``.ckpt``) into ``encoder``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder_checkpoint={checkpoint!r} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not weights:
+        raise ValueError(f"{path} holds no 'encoder.*' weights; is it a SeriesMAETask checkpoint?")
+    encoder.load_state_dict(weights)  # strict: sizes and names must match
+
+
+class SeriesForecastTask(L.LightningModule):
+    """Forecast ``H`` steps from a context of ``encoder.context_length`` steps.
+
+    Args:
+        encoder: a patch encoder (PatchTST transformer or PITS MLP).
+        horizon: ``H``.
+        encoder_checkpoint: a ``SeriesMAETask`` checkpoint whose encoder weights are loaded.
+        freeze_encoder: linear probe (frozen encoder) instead of fine-tuning.
+        revin: per-instance normalisation of the context, inverted on the forecast.
+        head_dropout: dropout before the linear head.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_fraction: fraction of steps in linear warmup.
+    """
+
+    def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, horizon: int = 96,
+                 encoder_checkpoint: str | None = None, freeze_encoder: bool = False, revin: bool = True,
+                 head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
+                 warmup_fraction: float = 0.1) -> None:
+        super().__init__()
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.save_hyperparameters(ignore=["encoder"])
+        self.encoder = encoder
+        if encoder_checkpoint is not None:
+            load_encoder_weights(encoder, encoder_checkpoint)
+        if freeze_encoder:
+            encoder.requires_grad_(False)
+        self.revin = RevIN(affine=False) if revin else None
+        self.head = nn.Sequential(nn.Flatten(start_dim=-2), nn.Dropout(head_dropout),
+                                  nn.Linear(encoder.num_patches * encoder.embed_dim, horizon))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.hparams.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        """``context (B, C, L)`` → forecast ``(B, C, H)``."""
+        if context.ndim != 3 or context.shape[-1] != self.encoder.context_length:
+            raise ValueError(f"expected context (B, C, {self.encoder.context_length}), got {tuple(context.shape)}")
+        x = self.revin.normalise(context) if self.revin is not None else context
+        tokens = self.encoder(patchify_series(x, self.encoder.patch_length, self.encoder.stride))
+        forecast = self.head(tokens)
+        return self.revin.denormalise(forecast) if self.revin is not None else forecast
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        context, target = batch
+        forecast = self(context)
+        mse = (forecast - target).pow(2).mean()
+        self.log(f"{stage}/mse", mse, prog_bar=True, sync_dist=stage != "train")
+        if stage != "train":
+            self.log(f"{stage}/mae", (forecast - target).abs().mean(), sync_dist=True)
+        return mse
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(weight_decay_groups(self, self.hparams.weight_decay), lr=self.hparams.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = WarmupCosine(total, int(self.hparams.warmup_fraction * total), 0.0)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "interval": "step"}}
