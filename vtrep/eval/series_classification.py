@@ -30,7 +30,7 @@ def fit_svm(features: np.ndarray, labels: np.ndarray, seed: int = 0):
     from sklearn.svm import SVC
 
     num_classes = np.unique(labels).shape[0]
-    svm = SVC(C=np.inf, gamma="scale")
+    svm = SVC(C=np.inf, gamma="scale", max_iter=10_000_000)  # TS2Vec bounds the solver the same way
     if len(features) // num_classes < 5 or len(features) < 50:
         return svm.fit(features, labels)
     if len(features) > MAX_SEARCH_SAMPLES:
