@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vtrep.layers.series_patch import num_series_patches
+from vtrep.layers.series_patch import patch_geometry
 
 
 class PatchMLPEncoder(nn.Module):
@@ -25,10 +25,7 @@ class PatchMLPEncoder(nn.Module):
     def __init__(self, context_length: int = 336, patch_length: int = 12, stride: int = 12, d_model: int = 128,
                  dropout: float = 0.2) -> None:
         super().__init__()
-        if context_length < patch_length:
-            raise ValueError(f"context_length={context_length} is shorter than patch_length={patch_length}")
-        self.context_length, self.patch_length, self.stride = context_length, patch_length, stride
-        self.num_patches = num_series_patches(context_length, patch_length, stride)
+        patch_geometry(self, context_length, patch_length, stride)
         self.embed_dim = d_model
         self.mlp = nn.Sequential(nn.Linear(patch_length, d_model), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(d_model, d_model))

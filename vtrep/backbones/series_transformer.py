@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtrep.layers.series_patch import num_series_patches
+from vtrep.layers.series_patch import patch_geometry
 
 NormKind = Literal["batch", "layer"]
 
@@ -79,10 +79,7 @@ class PatchTSTEncoder(nn.Module):
                  depth: int = 3, num_heads: int = 16, mlp_ratio: float = 4.0, dropout: float = 0.2,
                  norm: NormKind = "batch") -> None:
         super().__init__()
-        if context_length < patch_length:
-            raise ValueError(f"context_length={context_length} is shorter than patch_length={patch_length}")
-        self.context_length, self.patch_length, self.stride = context_length, patch_length, stride
-        self.num_patches = num_series_patches(context_length, patch_length, stride)
+        patch_geometry(self, context_length, patch_length, stride)
         self.embed_dim = d_model
         self.patch_embed = nn.Linear(patch_length, d_model)
         self.pos_embed = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))

@@ -12,6 +12,14 @@ def num_series_patches(length: int, patch_length: int, stride: int) -> int:
     return (max(length, patch_length) - patch_length) // stride + 1
 
 
+def patch_geometry(module, context_length: int, patch_length: int, stride: int) -> None:
+    """Set ``context_length``, ``patch_length``, ``stride`` and ``num_patches`` on a series encoder."""
+    if context_length < patch_length:
+        raise ValueError(f"context_length={context_length} is shorter than patch_length={patch_length}")
+    module.context_length, module.patch_length, module.stride = context_length, patch_length, stride
+    module.num_patches = num_series_patches(context_length, patch_length, stride)
+
+
 def patchify_series(x: torch.Tensor, patch_length: int, stride: int) -> torch.Tensor:
     """``x (B, C, T)`` → patches ``(B, C, Np, P)``.
 

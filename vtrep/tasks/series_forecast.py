@@ -19,7 +19,7 @@ from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import patchify_series
-from vtrep.optim import WarmupCosine, weight_decay_groups
+from vtrep.optim.adamw_schedule import adamw_warmup_cosine
 
 
 def load_encoder_weights(encoder: nn.Module, checkpoint: str) -> None:
@@ -101,8 +101,5 @@ class SeriesForecastTask(L.LightningModule):
         return self._step(batch, "test")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(weight_decay_groups(self, self.hparams.weight_decay), lr=self.hparams.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = WarmupCosine(total, int(self.hparams.warmup_fraction * total), 0.0)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "interval": "step"}}
+        hp = self.hparams
+        return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)

@@ -21,7 +21,7 @@ from vtrep.layers.series_patch import patchify_series
 from vtrep.masking.series import SeriesPatchMasking
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
-from vtrep.optim import WarmupCosine, weight_decay_groups
+from vtrep.optim.adamw_schedule import adamw_warmup_cosine
 
 
 class SeriesMAETask(L.LightningModule):
@@ -95,8 +95,5 @@ class SeriesMAETask(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(weight_decay_groups(self, self.hparams.weight_decay), lr=self.hparams.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = WarmupCosine(total, int(self.hparams.warmup_fraction * total), 0.0)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "interval": "step"}}
+        hp = self.hparams
+        return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
