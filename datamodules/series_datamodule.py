@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from datamodules.checks import check_loader_args
 from datamodules.forecasting_csv import ForecastingWindows, forecasting_splits, read_forecasting_csv
 from datamodules.synthetic_series import generate_forecasting_table, generate_series_classification
 from datamodules.ucr import load_classification
@@ -26,13 +27,6 @@ class _LoaderMixin:
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           drop_last=False, persistent_workers=self.num_workers > 0)
-
-
-def _check_loader_args(batch_size: int, num_workers: int) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
 
 
 class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
@@ -56,7 +50,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
                  normalise: bool = True, nan_to_zero: bool = False, generated_per_class: int = 50,
                  generated_length: int = 128) -> None:
         super().__init__()
-        _check_loader_args(batch_size, num_workers)
+        check_loader_args(batch_size, num_workers)
         self.root, self.name, self.normalise, self.nan_to_zero = root, name, normalise, nan_to_zero
         self.batch_size, self.num_workers = batch_size, num_workers
         self.generated_per_class, self.generated_length = generated_per_class, generated_length
@@ -112,7 +106,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
                  split: Literal["ett_hourly", "ett_15min", "ratio"] | None = None, channels: list[str] | None = None,
                  date_column: str = "date", batch_size: int = 32, num_workers: int = 0) -> None:
         super().__init__()
-        _check_loader_args(batch_size, num_workers)
+        check_loader_args(batch_size, num_workers)
         if split is None:
             split = "ratio" if path is None else "ett_hourly"
         self.path, self.split, self.channels, self.date_column = path, split, channels, date_column

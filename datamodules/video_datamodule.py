@@ -8,6 +8,7 @@ from typing import Literal, Optional
 import lightning as L
 from torch.utils.data import DataLoader
 
+from datamodules.checks import check_loader_args
 from datamodules.decoding import BACKENDS
 from datamodules.splits import stratified_split
 from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
@@ -72,12 +73,10 @@ class VideoDataModule(L.LightningDataModule):
             # A subclass with its own signature saves its own arguments (they differ from these).
             self.save_hyperparameters()
         _check_sources(root, train_csv, val_csv)
-        for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate),
-                            ("img_size", img_size), ("batch_size", batch_size)):
+        for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate), ("img_size", img_size)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        check_loader_args(batch_size, num_workers)
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         if not isinstance(split_seed, int) or split_seed < 0:

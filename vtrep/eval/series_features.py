@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vtrep.layers.revin import RevIN
-from vtrep.layers.series_patch import patchify_series
+from vtrep.layers.series_patch import encoder_patches
 
 
 @torch.no_grad()
@@ -15,15 +15,10 @@ def series_representations(encoder: torch.nn.Module, x: torch.Tensor, batch_size
 
     The encoder sees unmasked patches; ``revin`` normalises each series first, as in pretraining.
     """
-    if x.ndim != 3:
-        raise ValueError(f"expected series (n, C, T), got {tuple(x.shape)}")
-    if torch.isnan(x).any():
-        raise ValueError("series contain NaN; load them with nan_to_zero=True")
     encoder = encoder.eval()
     norm = RevIN(affine=False) if revin else None
     out = []
     for chunk in x.split(batch_size):
-        chunk = norm.normalise(chunk) if norm is not None else chunk
-        tokens = encoder(patchify_series(chunk, encoder.patch_length, encoder.stride))  # (B, C, Np, D)
+        tokens = encoder(encoder_patches(chunk, encoder, norm))  # (B, C, Np, D)
         out.append(tokens.amax(dim=2).flatten(1).float())
     return torch.cat(out)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from vtrep.layers.revin import RevIN
+
 
 def num_series_patches(length: int, patch_length: int, stride: int) -> int:
     """PatchTST's count: ``(max(L, P) − P) // S + 1``."""
@@ -32,3 +34,18 @@ def patchify_series(x: torch.Tensor, patch_length: int, stride: int) -> torch.Te
     count = num_series_patches(length, patch_length, stride)
     kept = patch_length + stride * (count - 1)
     return x[..., length - kept:].unfold(dimension=-1, size=patch_length, step=stride)
+
+
+def encoder_patches(x: torch.Tensor, encoder, revin: RevIN | None, name: str = "series") -> torch.Tensor:
+    """The input stage shared by series tasks and feature extraction: ``x (B, C, T)`` → ``(B, C, Np, P)``.
+
+    Checks ``x`` against the encoder's ``context_length`` and for NaN (variable-length padding),
+    normalises it with ``revin`` when given, and patches it with the encoder's patch length and stride.
+    """
+    if x.ndim != 3 or x.shape[-1] != encoder.context_length:
+        raise ValueError(f"expected {name} (B, C, {encoder.context_length}), got {tuple(x.shape)}")
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} contain NaN (variable-length padding?); load them with nan_to_zero=True")
+    if revin is not None:
+        x = revin.normalise(x)
+    return patchify_series(x, encoder.patch_length, encoder.stride)

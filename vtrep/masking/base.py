@@ -56,13 +56,6 @@ class MaskOutput:
     def num_masked(self) -> int:
         return self.ids_mask.shape[1]
 
-    @property
-    def num_reconstructed(self) -> torch.Tensor:
-        """``(B,)`` number of real (non-padding) tokens the decoder reconstructs per sample."""
-        if self.valid is None:
-            return torch.full((self.ids_mask.shape[0],), self.num_masked, device=self.ids_mask.device)
-        return self.valid.sum(dim=1)
-
     def auxiliary_loss(self, per_token_error: torch.Tensor) -> torch.Tensor | None:
         """The strategy's own loss given the ``(B, Nm)`` reconstruction error of ``ids_mask``, or ``None``."""
         parts = [] if self.aux_loss is None else [self.aux_loss]

@@ -18,7 +18,7 @@ from torch import nn
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.layers.revin import RevIN
-from vtrep.layers.series_patch import patchify_series
+from vtrep.layers.series_patch import encoder_patches
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
 
 
@@ -75,10 +75,7 @@ class SeriesForecastTask(L.LightningModule):
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         """``context (B, C, L)`` → forecast ``(B, C, H)``."""
-        if context.ndim != 3 or context.shape[-1] != self.encoder.context_length:
-            raise ValueError(f"expected context (B, C, {self.encoder.context_length}), got {tuple(context.shape)}")
-        x = self.revin.normalise(context) if self.revin is not None else context
-        tokens = self.encoder(patchify_series(x, self.encoder.patch_length, self.encoder.stride))
+        tokens = self.encoder(encoder_patches(context, self.encoder, self.revin, name="context"))
         forecast = self.head(tokens)
         return self.revin.denormalise(forecast) if self.revin is not None else forecast
 

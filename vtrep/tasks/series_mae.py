@@ -4,8 +4,9 @@ RevIN per instance and channel → patches that end at the last step → random 
 channel, zero-filled and kept in the sequence → channel-independent encoder → ``Linear(D, P)``
 head → MSE on masked patches only. PITS-style: ``PatchMLPEncoder`` with
 ``ComplementaryPatchMasking`` (two views, each reconstructing what it cannot see) and optionally
-TS2Vec's hierarchical contrastive loss between the two views' representations. Optimiser: AdamW with per-step warmup + cosine (PatchTST uses
-Adam with a one-cycle schedule; the difference is in the schedule shape, not the objective).
+TS2Vec's hierarchical contrastive loss between the two views' representations. Optimiser: AdamW
+with per-step warmup + cosine (PatchTST uses Adam with a one-cycle schedule; the difference is in
+the schedule shape, not the objective).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.layers.revin import RevIN
-from vtrep.layers.series_patch import patchify_series
+from vtrep.layers.series_patch import encoder_patches
 from vtrep.masking.series import SeriesPatchMasking
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
@@ -45,27 +46,21 @@ class SeriesMAETask(L.LightningModule):
         if lr <= 0 or weight_decay < 0 or not 0 <= warmup_fraction < 1:
             raise ValueError(f"need lr > 0, weight_decay >= 0, 0 <= warmup_fraction < 1; got {lr}, {weight_decay}, "
                              f"{warmup_fraction}")
+        if contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
         self.save_hyperparameters(ignore=["encoder", "masking"])
         self.encoder = encoder
         self.masking = masking if masking is not None else SeriesPatchMasking(0.4)
         self.revin = RevIN(affine=False) if revin else None
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.embed_dim, encoder.patch_length))
         self.objective = MaskedPatchMSE()
-        if contrastive_weight < 0:
-            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
         """``x (B, C, T)`` → target patches ``(B, C, Np, P)`` and per view ``(pred, masked, tokens)``.
 
         ``pred`` is ``(B, C, Np, P)``, ``masked`` ``(B, C, Np)``, ``tokens`` the encoder output ``(B, C, Np, D)``.
         """
-        if x.ndim != 3 or x.shape[-1] != self.encoder.context_length:
-            raise ValueError(f"expected series (B, C, {self.encoder.context_length}), got {tuple(x.shape)}")
-        if torch.isnan(x).any():
-            raise ValueError("series contain NaN (variable-length padding?); load them with nan_to_zero=True")
-        if self.revin is not None:
-            x = self.revin.normalise(x)
-        target = patchify_series(x, self.encoder.patch_length, self.encoder.stride)
+        target = encoder_patches(x, self.encoder, self.revin)
         outputs = []
         for inputs, masked in self.masking.views(target):
             tokens = self.encoder(inputs)
