@@ -19,23 +19,33 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def patch_length_for(length: int) -> int:
-    """About 16 patches per series, at least 4 steps each."""
-    return max(4, length // 16)
+def patch_length_for(length: int, patches: int = 16) -> int:
+    """About ``patches`` patches per series, at least 4 steps each."""
+    return max(4, length // patches)
 
 
-def pretrain(train_x: torch.Tensor, steps: int, batch_size: int, d_model: int, depth: int, lr: float, seed: int):
-    from vtrep.backbones import PatchTSTEncoder
-    from vtrep.masking import SeriesPatchMasking
+def make_encoder(length: int, kind: str, patches: int, stride_fraction: float, d_model: int, depth: int,
+                 norm: str = "batch"):
+    from vtrep.backbones import PatchMLPEncoder, PatchTSTEncoder
+
+    patch = patch_length_for(length, patches)
+    stride = max(1, round(patch * stride_fraction))
+    if kind == "patchtst":
+        return PatchTSTEncoder(context_length=length, patch_length=patch, stride=stride, d_model=d_model, depth=depth,
+                               num_heads=4, mlp_ratio=2.0, dropout=0.1, norm=norm)
+    if kind == "pits":
+        return PatchMLPEncoder(context_length=length, patch_length=patch, stride=stride, d_model=d_model, dropout=0.1)
+    raise ValueError(f"encoder must be 'patchtst' or 'pits', got {kind!r}")
+
+
+def pretrain(train_x: torch.Tensor, encoder: torch.nn.Module, steps: int, batch_size: int, lr: float, seed: int,
+             mask_ratio: float, complementary: bool, contrastive_weight: float):
+    from vtrep.masking import ComplementaryPatchMasking, SeriesPatchMasking
     from vtrep.optim import WarmupCosine
     from vtrep.tasks import SeriesMAETask
 
-    torch.manual_seed(seed)
-    length = train_x.shape[-1]
-    patch = patch_length_for(length)
-    encoder = PatchTSTEncoder(context_length=length, patch_length=patch, stride=patch, d_model=d_model, depth=depth,
-                              num_heads=4, mlp_ratio=2.0, dropout=0.1, norm="batch")
-    task = SeriesMAETask(encoder, SeriesPatchMasking(0.4), lr=lr)
+    masking = ComplementaryPatchMasking(mask_ratio) if complementary else SeriesPatchMasking(mask_ratio)
+    task = SeriesMAETask(encoder, masking, lr=lr, contrastive_weight=contrastive_weight)
     optimizer = torch.optim.AdamW(task.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(steps, steps // 10, 0.0))
     generator = torch.Generator().manual_seed(seed)
@@ -57,14 +67,18 @@ def reference_table(path: Path) -> dict[str, dict]:
 
 def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
               reference: str = str(ROOT.parent / "shared/reference/ucr_dev_reference.csv"),
-              datasets: list[str] | None = None, steps: int = 400, batch_size: int = 16, d_model: int = 64,
-              depth: int = 3, lr: float = 1e-3, protocol: str = "svm", seed: int = 0,
+              datasets: list[str] | None = None, steps: int = 400, batch_size: int = 16, encoder: str = "patchtst",
+              patches: int = 16, stride_fraction: float = 1.0, d_model: int = 64, depth: int = 3, lr: float = 1e-3,
+              mask_ratio: float = 0.4, complementary: bool = False, contrastive_weight: float = 0.0,
+              layers: str = "last", protocol: str = "svm", seed: int = 0, threads: int | None = None,
               output: str | None = None) -> dict:
     """Pretrain, extract and classify each dataset; print one table with the published numbers and means."""
     from datamodules.ucr import load_classification
     from vtrep.eval.series_classification import evaluate_representations
     from vtrep.eval.series_features import series_representations
 
+    if threads:
+        torch.set_num_threads(threads)
     refs = reference_table(Path(reference))
     names = datasets or list(refs)
     rows = {}
@@ -73,8 +87,10 @@ def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
         train, test, _ = load_classification(data_root, name)
         train_x = torch.nan_to_num(torch.from_numpy(train.x))
         test_x = torch.nan_to_num(torch.from_numpy(test.x))
-        encoder = pretrain(train_x, steps, batch_size, d_model, depth, lr, seed)
-        features = [series_representations(encoder, x).numpy() for x in (train_x, test_x)]
+        torch.manual_seed(seed)
+        model = make_encoder(train_x.shape[-1], encoder, patches, stride_fraction, d_model, depth)
+        pretrain(train_x, model, steps, batch_size, lr, seed, mask_ratio, complementary, contrastive_weight)
+        features = [series_representations(model, x, layers=layers).numpy() for x in (train_x, test_x)]
         result = evaluate_representations(features[0], train.y, features[1], test.y, protocol, seed)
         rows[name] = {"vtrep": result.accuracy, "seconds": time.perf_counter() - start,
                       **{k: float(refs[name][k]) for k in ("ts2vec", "tloss", "dtw_1nn") if name in refs}}

@@ -88,11 +88,17 @@ class PatchTSTEncoder(nn.Module):
                                     for _ in range(depth))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches ``(B, C, Np, P)`` → tokens of the last block ``(B, C, Np, D)``."""
+        return self.forward_layers(patches)[-1]
+
+    def forward_layers(self, patches: torch.Tensor) -> list[torch.Tensor]:
+        """Tokens after the embedding and after every block: ``depth + 1`` tensors ``(B, C, Np, D)``."""
         batch, channels, count, length = patches.shape
         if (count, length) != (self.num_patches, self.patch_length):
             raise ValueError(f"expected {self.num_patches} patches of length {self.patch_length}, got {count} of {length}")
         x = self.dropout(self.patch_embed(patches.reshape(batch * channels, count, length)) + self.pos_embed)
+        layers = [x]
         for block in self.blocks:
-            x = block(x)
-        return x.view(batch, channels, count, -1)
+            layers.append(block(layers[-1]))
+        return [layer.view(batch, channels, count, -1) for layer in layers]
 

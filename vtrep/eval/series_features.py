@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 
+LayerChoice = Literal["last", "all"]
+
+
+def _tokens(encoder: torch.nn.Module, patches: torch.Tensor, layers: LayerChoice) -> torch.Tensor:
+    """Tokens ``(B, C, Np, D)`` of the last block, or ``(B, C, Np, (depth+1)·D)`` of every layer side by side."""
+    if layers == "last":
+        return encoder(patches)
+    if layers == "all":
+        if not hasattr(encoder, "forward_layers"):
+            raise ValueError(f"layers='all' needs an encoder with forward_layers; {type(encoder).__name__} has none")
+        return torch.cat(encoder.forward_layers(patches), dim=-1)
+    raise ValueError(f"layers must be 'last' or 'all', got {layers!r}")
+
 
 @torch.no_grad()
 def series_representations(encoder: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
-                           revin: bool = True) -> torch.Tensor:
-    """``x (n, C, T)`` → ``(n, C·D)``: tokens max-pooled over patches (TS2Vec's instance pooling), channels concatenated.
+                           revin: bool = True, layers: LayerChoice = "last") -> torch.Tensor:
+    """``x (n, C, T)`` → ``(n, C·D')``: tokens max-pooled over patches (TS2Vec's instance pooling), channels concatenated.
 
     The encoder sees unmasked patches; ``revin`` normalises each series first, as in pretraining.
+    ``layers="all"`` concatenates the pooled tokens of the embedding and of every block
+    (``D' = (depth + 1)·D``): early layers keep the local shape of patches that the last block
+    has mixed away, which helps shape-defined UCR classes (measured in ``tools/bench/ucr_benchmark.py``).
     """
     encoder = encoder.eval()
     norm = RevIN(affine=False) if revin else None
     out = []
     for chunk in x.split(batch_size):
-        tokens = encoder(encoder_patches(chunk, encoder, norm))  # (B, C, Np, D)
+        tokens = _tokens(encoder, encoder_patches(chunk, encoder, norm), layers)
         out.append(tokens.amax(dim=2).flatten(1).float())
     return torch.cat(out)
