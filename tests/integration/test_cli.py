@@ -70,7 +70,7 @@ def test_bad_patch_size_names_parameter(tmp_path, monkeypatch, capsys):
     assert "img_size=30 is not divisible by patch_size=4" in str(info.value) + capsys.readouterr().err
 
 
-@pytest.mark.parametrize("experiment", ["series_mae_quickstart", "pits_quickstart"])
+@pytest.mark.parametrize("experiment", ["series_mae_quickstart", "pits_quickstart", "ts2vec_quickstart"])
 def test_series_mae_fast_dev_run(experiment, tmp_path):
     run_cli(["fit", "--config", str(ROOT / f"configs/experiment/{experiment}.yaml"),
              "--data.init_args.generated_per_class", "8", "--trainer.fast_dev_run", "2",

@@ -52,7 +52,7 @@ def print_table(results: dict) -> None:
 
 
 def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizons: list[int] = [96, 192, 336, 720],
-        modes: list[str] = ["finetune", "probe"], context_length: int = 336, patch_length: int = 12,
+        modes: list[str] = ["finetune", "probe"], split: str = "ett_hourly", context_length: int = 336, patch_length: int = 12,
         d_model: int = 32, depth: int = 3, num_heads: int = 4, dropout: float = 0.2, pretrain_epochs: int = 10,
         finetune_epochs: int = 10, patience: int = 3, batch_size: int = 64, pretrain_lr: float = 1e-3,
         finetune_lr: float = 1e-4, probe_lr: float = 1e-3, head_dropout: float = 0.2, output_dir: str = "runs/etth1",
@@ -72,7 +72,7 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
     out = Path(output_dir)
     sizes = (context_length, patch_length, d_model, depth, num_heads, dropout)
     L.seed_everything(seed)
-    data = ForecastingDataModule(csv, context_length, max(horizons), batch_size=batch_size)
+    data = ForecastingDataModule(csv, context_length, max(horizons), split, batch_size=batch_size)
     pretrain = SeriesMAETask(make_encoder(*sizes), SeriesPatchMasking(0.4), lr=pretrain_lr, weight_decay=0.0)
     fit = trainer(pretrain_epochs, out)
     fit.fit(pretrain, train_dataloaders=data)
@@ -82,7 +82,7 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
     for horizon in horizons:
         for mode in modes:
             L.seed_everything(seed)
-            data = ForecastingDataModule(csv, context_length, horizon, batch_size=batch_size)
+            data = ForecastingDataModule(csv, context_length, horizon, split, batch_size=batch_size)
             task = SeriesForecastTask(make_encoder(*sizes), horizon, encoder_checkpoint=str(checkpoint),
                                       freeze_encoder=mode == "probe", head_dropout=head_dropout,
                                       lr=probe_lr if mode == "probe" else finetune_lr)

@@ -60,6 +60,36 @@ def pretrain(train_x: torch.Tensor, encoder: torch.nn.Module, steps: int, batch_
     return encoder
 
 
+def ts2vec_iterations(train_x: torch.Tensor) -> int:
+    """TS2Vec's default budget: 200 iterations for at most 100 000 values, else 600."""
+    return 200 if train_x.numel() <= 100_000 else 600
+
+
+def pretrain_ts2vec(train_x: torch.Tensor, steps: int | None, batch_size: int, lr: float, seed: int,
+                    output_dim: int = 320) -> torch.nn.Module:
+    """TS2Vec as its ``fit``: shuffled epochs of ``min(batch, n)`` series (last short batch dropped), AdamW, SWA."""
+    from vtrep.backbones import DilatedConvEncoder
+    from vtrep.tasks import TS2VecTask
+
+    torch.manual_seed(seed)
+    task = TS2VecTask(DilatedConvEncoder(train_x.shape[1], output_dim=output_dim), lr=lr).train()
+    optimizer = task.configure_optimizers()
+    steps = steps or ts2vec_iterations(train_x)
+    batch, done = min(batch_size, len(train_x)), 0
+    while done < steps:
+        order = torch.randperm(len(train_x))
+        for start in range(0, len(order) - batch + 1, batch):
+            loss = task.loss(train_x[order[start:start + batch]])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            task.averaged.update_parameters(task.encoder)
+            done += 1
+            if done == steps:
+                break
+    return task.representation_encoder
+
+
 def reference_table(path: Path) -> dict[str, dict]:
     with path.open() as handle:
         return {row["dataset"]: row for row in csv.DictReader(handle)}
@@ -67,10 +97,11 @@ def reference_table(path: Path) -> dict[str, dict]:
 
 def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
               reference: str = str(ROOT.parent / "shared/reference/ucr_dev_reference.csv"),
-              datasets: list[str] | None = None, steps: int = 400, batch_size: int = 16, encoder: str = "patchtst",
+              datasets: list[str] | None = None, method: str = "ts2vec", steps: int | None = None,
+              batch_size: int | None = None, encoder: str = "patchtst",
               patches: int = 16, stride_fraction: float = 1.0, d_model: int = 64, depth: int = 3, lr: float = 1e-3,
               mask_ratio: float = 0.4, complementary: bool = False, contrastive_weight: float = 0.0,
-              layers: str = "last", protocol: str = "svm", seed: int = 0, threads: int | None = None,
+              norm: str = "batch", layers: str = "last", protocol: str = "svm", seed: int = 0, threads: int | None = None,
               output: str | None = None) -> dict:
     """Pretrain, extract and classify each dataset; print one table with the published numbers and means."""
     from datamodules.ucr import load_classification
@@ -85,11 +116,18 @@ def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
     for name in names:
         start = time.perf_counter()
         train, test, _ = load_classification(data_root, name)
-        train_x = torch.nan_to_num(torch.from_numpy(train.x))
-        test_x = torch.nan_to_num(torch.from_numpy(test.x))
+        train_x, test_x = torch.from_numpy(train.x), torch.from_numpy(test.x)
+        if method == "mae":  # patch encoders take no NaN; TS2Vec's encoder masks NaN steps itself
+            train_x, test_x = torch.nan_to_num(train_x), torch.nan_to_num(test_x)
         torch.manual_seed(seed)
-        model = make_encoder(train_x.shape[-1], encoder, patches, stride_fraction, d_model, depth)
-        pretrain(train_x, model, steps, batch_size, lr, seed, mask_ratio, complementary, contrastive_weight)
+        if method == "ts2vec":
+            model = pretrain_ts2vec(train_x, steps, batch_size or 8, lr, seed)
+        elif method == "mae":
+            model = make_encoder(train_x.shape[-1], encoder, patches, stride_fraction, d_model, depth, norm)
+            pretrain(train_x, model, steps or 400, batch_size or 16, lr, seed, mask_ratio, complementary,
+                     contrastive_weight)
+        else:
+            raise ValueError(f"method must be 'ts2vec' or 'mae', got {method!r}")
         features = [series_representations(model, x, layers=layers).numpy() for x in (train_x, test_x)]
         result = evaluate_representations(features[0], train.y, features[1], test.y, protocol, seed)
         rows[name] = {"vtrep": result.accuracy, "seconds": time.perf_counter() - start,

@@ -26,17 +26,23 @@ def _tokens(encoder: torch.nn.Module, patches: torch.Tensor, layers: LayerChoice
 @torch.no_grad()
 def series_representations(encoder: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
                            revin: bool = True, layers: LayerChoice = "last") -> torch.Tensor:
-    """``x (n, C, T)`` → ``(n, C·D')``: tokens max-pooled over patches (TS2Vec's instance pooling), channels concatenated.
+    """``x (n, C, T)`` → ``(n, F)``: tokens max-pooled over patches or steps (TS2Vec's instance pooling).
 
-    The encoder sees unmasked patches; ``revin`` normalises each series first, as in pretraining.
+    Patch encoders (those with a ``patch_length``) see unmasked patches, normalised by ``revin`` as
+    in pretraining, and their channels' pooled tokens are concatenated (``F = C·D'``);
     ``layers="all"`` concatenates the pooled tokens of the embedding and of every block
     (``D' = (depth + 1)·D``): early layers keep the local shape of patches that the last block
-    has mixed away, which helps shape-defined UCR classes (measured in ``tools/bench/ucr_benchmark.py``).
+    has mixed away. A step encoder (:class:`~vtrep.backbones.DilatedConvEncoder`) encodes the raw
+    series, NaN padding included, and is max-pooled over all steps (``F = D``), as TS2Vec's
+    ``encoding_window="full_series"``.
     """
     encoder = encoder.eval()
-    norm = RevIN(affine=False) if revin else None
     out = []
     for chunk in x.split(batch_size):
+        if getattr(encoder, "patch_length", None) is None:
+            out.append(encoder(chunk).amax(dim=1).float())
+            continue
+        norm = RevIN(affine=False) if revin else None
         tokens = _tokens(encoder, encoder_patches(chunk, encoder, norm), layers)
         out.append(tokens.amax(dim=2).flatten(1).float())
     return torch.cat(out)

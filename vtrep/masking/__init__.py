@@ -5,8 +5,9 @@ from vtrep.masking.base import MaskingStrategy, MaskOutput
 from vtrep.masking.running_cell import DualMasking, running_cell_keep
 from vtrep.masking.series import ComplementaryPatchMasking, SeriesPatchMasking
 from vtrep.masking.spacetime import RandomMasking
+from vtrep.masking.timestamp import CropPair, TimestampMasking, overlapping_crops
 from vtrep.masking.tube import TubeMasking
 
 __all__ = ["MaskOutput", "MaskingStrategy", "TubeMasking", "RandomMasking", "AdaMAESampler", "DualMasking",
            "running_cell_keep", "SeriesPatchMasking",
-           "ComplementaryPatchMasking"]
+           "ComplementaryPatchMasking", "TimestampMasking", "CropPair", "overlapping_crops"]

@@ -21,19 +21,23 @@ def _pair_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     return (logits[:, i, m + i - 1].mean() + logits[:, m + i, i].mean()) / 2
 
 
-def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5,
+                                  temporal_unit: int = 0) -> torch.Tensor:
     """Instance- and time-wise contrast of two views ``z (N, L, D)`` at every max-pooled scale of L.
 
     Instance-wise: at each step, series are contrasted within the batch (needs ``N > 1``);
-    temporal: within each series, steps are contrasted across time. ``alpha`` weights the two.
+    temporal: within each series, steps are contrasted across time, from the ``temporal_unit``-th
+    scale on (TS2Vec: 0, every scale). ``alpha`` weights the two; the sum is divided by the number of scales.
     """
     if z1.shape != z2.shape:
         raise ValueError(f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if temporal_unit < 0:
+        raise ValueError(f"temporal_unit must be >= 0, got {temporal_unit}")
     loss, depth = z1.new_zeros(()), 0
     while True:
         if alpha and z1.shape[0] > 1:
             loss = loss + alpha * _pair_loss(z1.transpose(0, 1), z2.transpose(0, 1))
-        if 1 - alpha and z1.shape[1] > 1:
+        if 1 - alpha and z1.shape[1] > 1 and depth >= temporal_unit:
             loss = loss + (1 - alpha) * _pair_loss(z1, z2)
         depth += 1
         if z1.shape[1] == 1:

@@ -2,6 +2,7 @@
 
 from vtrep.tasks.series_forecast import SeriesForecastTask
 from vtrep.tasks.series_mae import SeriesMAETask
+from vtrep.tasks.ts2vec import TS2VecTask
 from vtrep.tasks.video_mae import VideoMAETask
 
-__all__ = ["VideoMAETask", "SeriesMAETask", "SeriesForecastTask"]
+__all__ = ["VideoMAETask", "SeriesMAETask", "SeriesForecastTask", "TS2VecTask"]

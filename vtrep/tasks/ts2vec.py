@@ -1,0 +1,85 @@
+"""``TS2VecTask``: TS2Vec's contrastive pretraining of a series encoder (Yue et al., AAAI 2022).
+
+Per batch ``x (B, C, T)``: two overlapping random crops (:func:`overlapping_crops`), each encoded
+with its own random timestamp mask (p = 0.5) → the overlap's per-step representations of both
+views → hierarchical contrastive loss (instance- and time-wise at every max-pooled scale, α = 0.5).
+As in the reference code the representation used downstream is a running average of every
+iterate's weights (``torch.optim.swa_utils.AveragedModel``, updated after each optimiser step),
+AdamW at lr 1e-3 with torch's default weight decay and no schedule. The reference's
+``max_train_length`` splitting of very long series is not needed for the lengths we evaluate
+and is not implemented (a long series is cropped at random instead when ``max_train_length`` is set).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+from vtrep.backbones.dilated_conv import DilatedConvEncoder
+from vtrep.masking.timestamp import TimestampMasking, overlapping_crops
+from vtrep.objectives.contrastive import hierarchical_contrastive_loss
+
+
+class TS2VecTask(L.LightningModule):
+    """Contrastive pretraining on series batches ``(x (B, C, T), ...)``.
+
+    Args:
+        encoder: a :class:`DilatedConvEncoder` (or any module mapping ``(x, keep)`` to ``(B, T, D)``).
+        mask_prob: probability that a timestamp is masked in each view (TS2Vec: 0.5).
+        alpha: weight of the instance-wise term against the temporal one (0.5).
+        temporal_unit: first scale with a temporal term (0).
+        max_train_length: crop longer training series to this length at a random offset (None: never).
+        lr: AdamW learning rate (TS2Vec: 1e-3, constant).
+        weight_decay: AdamW weight decay (TS2Vec: torch's default, 0.01).
+    """
+
+    def __init__(self, encoder: DilatedConvEncoder, mask_prob: float = 0.5, alpha: float = 0.5,
+                 temporal_unit: int = 0, max_train_length: int | None = None, lr: float = 1e-3,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__()
+        if lr <= 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if max_train_length is not None and max_train_length < 2 ** (temporal_unit + 1):
+            raise ValueError(f"max_train_length must be >= {2 ** (temporal_unit + 1)}, got {max_train_length}")
+        self.save_hyperparameters(ignore=["encoder"])
+        self.encoder = encoder
+        self.masking = TimestampMasking(mask_prob)
+        self.averaged = AveragedModel(encoder)
+        self.averaged.requires_grad_(False)  # updated by averaging, never by the optimiser
+        self.averaged.update_parameters(encoder)  # the reference averages the initial weights in too
+
+    @property
+    def representation_encoder(self) -> torch.nn.Module:
+        """The weight-averaged encoder that TS2Vec evaluates (``AveragedModel.module``)."""
+        return self.averaged.module
+
+    def _encode_view(self, view: torch.Tensor) -> torch.Tensor:
+        keep = self.masking(view.shape[0], view.shape[-1], view.device)
+        return self.encoder(view, keep)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Hierarchical contrastive loss of two cropped, masked views of ``x (B, C, T)``."""
+        hp = self.hparams
+        if hp.max_train_length is not None and x.shape[-1] > hp.max_train_length:
+            start = int(torch.randint(0, x.shape[-1] - hp.max_train_length + 1, ()))
+            x = x[..., start:start + hp.max_train_length]
+        crops = overlapping_crops(x, 2 ** (hp.temporal_unit + 1))
+        first = self._encode_view(crops.first)[:, -crops.overlap:]
+        second = self._encode_view(crops.second)[:, :crops.overlap]
+        return hierarchical_contrastive_loss(first, second, hp.alpha, hp.temporal_unit)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        loss = self.loss(x)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.averaged.update_parameters(self.encoder)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.encoder.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)
