@@ -72,7 +72,8 @@ def test_etth1_script_on_a_generated_hourly_file(tmp_path, capsys):
     csv = write_hourly_csv(tmp_path / "hourly.csv")
     results = load_script("etth1_forecast").run(
         str(csv), horizons=[24], split="ratio", context_length=48, patch_length=12, d_model=8, depth=1, num_heads=2,
-        pretrain_epochs=1, finetune_epochs=5, batch_size=32, finetune_lr=1e-3, probe_lr=1e-2, output_dir=str(tmp_path / "run"))
+        pretrain_epochs=1, probe_epochs=5, finetune_epochs=5, batch_size=32, finetune_lr=1e-3, probe_lr=1e-2,
+        output_dir=str(tmp_path / "run"))
     out = capsys.readouterr().out
     assert set(results) == {"24/finetune", "24/probe"}
     # a daily sine with 10% noise: far better than predicting the (standardised) mean, whose MSE is ~1
@@ -98,6 +99,6 @@ def test_etth1_short_run_is_close_to_published(shared_dir, tmp_path):
     csv = shared_dir / "data/ETT-small/ETTh1.csv"
     if not csv.is_file():
         pytest.skip(f"real-data test: {csv} is absent")
-    results = load_script("etth1_forecast").run(str(csv), horizons=[96], modes=["finetune"], pretrain_epochs=2,
-                                                finetune_epochs=2, output_dir=str(tmp_path / "run"))
-    assert results["96/finetune"]["mse"] < 0.40  # PatchTST/64: 0.370 after full training
+    results = load_script("etth1_forecast").run(str(csv), horizons=[96], modes=["probe"], pretrain_epochs=2,
+                                                probe_epochs=3, output_dir=str(tmp_path / "run"))
+    assert results["96/probe"]["mse"] < 0.40  # PatchTST/64: 0.370; the full script reaches 0.365

@@ -104,3 +104,25 @@ def test_task_rejects_bad_settings():
         TS2VecTask(encoder, max_train_length=1)
     with pytest.raises(ValueError, match="depth must be >= 1"):
         DilatedConvEncoder(1, depth=0)
+
+
+def reference_pair_loss(z1, z2):
+    """TS2Vec's formulation: drop the diagonal by stitching the triangles, then softmax over 2M − 1."""
+    m = z1.shape[1]
+    z = torch.cat([z1, z2], dim=1)
+    sim = z @ z.transpose(1, 2)
+    logits = torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
+    logits = -torch.log_softmax(logits, dim=-1)
+    i = torch.arange(m)
+    return (logits[:, i, m + i - 1].mean() + logits[:, m + i, i].mean()) / 2
+
+
+def test_pair_loss_equals_the_reference_formulation_with_gradients():
+    from vtrep.objectives.contrastive import _pair_loss
+
+    z1 = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    fast, reference = _pair_loss(z1, z2), reference_pair_loss(z1, z2)
+    torch.testing.assert_close(fast, reference)
+    for a, b in zip(torch.autograd.grad(fast, (z1, z2)), torch.autograd.grad(reference, (z1, z2))):
+        torch.testing.assert_close(a, b)

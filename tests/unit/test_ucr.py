@@ -74,3 +74,9 @@ def test_real_ucr_archive(shared_dir):
         pytest.skip(f"UCR archive not found at {root}")
     train, test, classes = load_classification(root, "ArrowHead")
     assert train.x.shape == (36, 1, 251) and test.x.shape == (175, 1, 251) and len(classes) == 3
+
+
+def test_unknown_dataset_name_lists_what_is_there(tmp_path):
+    write(tmp_path / "Coffee/Coffee_TRAIN.tsv", "1\t1.0\n")
+    with pytest.raises(FileNotFoundError, match=r"no dataset 'Cofee' under .*; available: Coffee"):
+        load_classification(tmp_path, "Cofee")

@@ -6,9 +6,10 @@
 Standard protocol: 12/4/4-month split, channels standardised with training statistics, all seven
 channels forecast (multivariate), metrics on the standardised scale over every test window (PatchTST's
 loader drops the last incomplete test batch; we keep it). The encoder is pretrained once on the
-training split (masked patches, ratio 0.4); per horizon the flatten head is trained with the encoder
-fine-tuned (``finetune``) or frozen (``probe``), the epoch with the lowest validation MSE is kept
-(early stopping on the validation split, as PatchTST), and that epoch's model is tested.
+training split (masked patches, ratio 0.4). Per horizon, as PatchTST's self-supervised fine-tuning:
+the flatten head is first trained on the frozen encoder (``probe``, a linear probe), then the whole
+model is fine-tuned from there (``finetune``). In each stage the epoch with the lowest validation
+MSE is kept (early stopping on the validation split) and that model is tested.
 """
 
 from __future__ import annotations
@@ -52,12 +53,16 @@ def print_table(results: dict) -> None:
 
 
 def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizons: list[int] = [96, 192, 336, 720],
-        modes: list[str] = ["finetune", "probe"], split: str = "ett_hourly", context_length: int = 336, patch_length: int = 12,
-        d_model: int = 32, depth: int = 3, num_heads: int = 4, dropout: float = 0.2, pretrain_epochs: int = 10,
-        finetune_epochs: int = 10, patience: int = 3, batch_size: int = 64, pretrain_lr: float = 1e-3,
-        finetune_lr: float = 1e-4, probe_lr: float = 1e-3, head_dropout: float = 0.2, output_dir: str = "runs/etth1",
-        seed: int = 0, threads: int | None = None) -> dict:
-    """Pretrain once (masked patches, ratio 0.4), train a head per horizon and mode, print the table."""
+        modes: list[str] = ["finetune", "probe"], split: str = "ett_hourly", context_length: int = 512,
+        patch_length: int = 12, d_model: int = 32, depth: int = 3, num_heads: int = 4, dropout: float = 0.2,
+        pretrain_epochs: int = 10, probe_epochs: int = 10, finetune_epochs: int = 10, patience: int = 3,
+        batch_size: int = 64, pretrain_lr: float = 1e-3, finetune_lr: float = 1e-4, probe_lr: float = 1e-3,
+        head_dropout: float = 0.2, output_dir: str = "runs/etth1", pretrained: str | None = None, seed: int = 0,
+        threads: int | None = None) -> dict:
+    """Pretrain once (masked patches, ratio 0.4), train a head per horizon and mode, print the table.
+
+    ``pretrained`` skips pretraining and uses that ``SeriesMAETask`` checkpoint (e.g. ``runs/etth1/pretrain.ckpt``).
+    """
     import lightning as L
 
     from datamodules import ForecastingDataModule
@@ -73,25 +78,36 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
     sizes = (context_length, patch_length, d_model, depth, num_heads, dropout)
     L.seed_everything(seed)
     data = ForecastingDataModule(csv, context_length, max(horizons), split, batch_size=batch_size)
-    pretrain = SeriesMAETask(make_encoder(*sizes), SeriesPatchMasking(0.4), lr=pretrain_lr, weight_decay=0.0)
-    fit = trainer(pretrain_epochs, out)
-    fit.fit(pretrain, train_dataloaders=data)
-    checkpoint = out / "pretrain.ckpt"
-    fit.save_checkpoint(checkpoint)
+    if pretrained is None:
+        pretrain = SeriesMAETask(make_encoder(*sizes), SeriesPatchMasking(0.4), lr=pretrain_lr, weight_decay=0.0)
+        fit = trainer(pretrain_epochs, out)
+        fit.fit(pretrain, train_dataloaders=data)
+        checkpoint = out / "pretrain.ckpt"
+        fit.save_checkpoint(checkpoint)
+    else:  # an earlier run's pretraining with the same sizes (the encoder load below checks them)
+        checkpoint = Path(pretrained)
     results = {}
     for horizon in horizons:
-        for mode in modes:
-            L.seed_everything(seed)
-            data = ForecastingDataModule(csv, context_length, horizon, split, batch_size=batch_size)
+        L.seed_everything(seed)
+        data = ForecastingDataModule(csv, context_length, horizon, split, batch_size=batch_size)
+        state = None
+        for mode in ("probe", "finetune"):
+            if mode == "finetune" and "finetune" not in modes:
+                break
             task = SeriesForecastTask(make_encoder(*sizes), horizon, encoder_checkpoint=str(checkpoint),
                                       freeze_encoder=mode == "probe", head_dropout=head_dropout,
                                       lr=probe_lr if mode == "probe" else finetune_lr)
-            tuner = trainer(finetune_epochs, out / f"{horizon}_{mode}", patience)
+            if state is not None:  # PatchTST's fine-tuning starts from the linear probe's head
+                task.load_state_dict(state)
+            tuner = trainer(probe_epochs if mode == "probe" else finetune_epochs, out / f"{horizon}_{mode}", patience)
             tuner.fit(task, data)
             metrics = tuner.test(task, data, ckpt_path="best", verbose=False)[0]
-            results[f"{horizon}/{mode}"] = {"mse": metrics["test/mse"], "mae": metrics["test/mae"],
-                                            "epochs": tuner.current_epoch}
-            print(f"H={horizon} {mode}: MSE {metrics['test/mse']:.3f} MAE {metrics['test/mae']:.3f}", flush=True)
+            state = task.state_dict()
+            if mode in modes:
+                results[f"{horizon}/{mode}"] = {"mse": metrics["test/mse"], "mae": metrics["test/mae"],
+                                                "best_epoch": int(tuner.checkpoint_callback.best_model_path
+                                                                  .split("epoch=")[1].split("-")[0])}
+                print(f"H={horizon} {mode}: MSE {metrics['test/mse']:.3f} MAE {metrics['test/mae']:.3f}", flush=True)
     print_table(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results

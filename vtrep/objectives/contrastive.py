@@ -10,15 +10,17 @@ def _pair_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """Contrast ``z1[:, i]`` with ``z2[:, i]`` against every other row of both: ``z (G, M, D)`` → scalar.
 
     For each of the ``G`` groups the ``2M`` rows form the candidates; the positive of row ``i`` of one
-    view is row ``i`` of the other, and self-similarity is removed.
+    view is row ``i`` of the other, and self-similarity is removed. TS2Vec removes the diagonal by
+    re-assembling the triangles of the similarity matrix; masking it with −∞ before the softmax is
+    the same distribution with fewer copies (equal in ``tests/unit/test_ts2vec.py``).
     """
     m = z1.shape[1]
     z = torch.cat([z1, z2], dim=1)
     sim = z @ z.transpose(1, 2)  # (G, 2M, 2M)
-    logits = torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
-    logits = -F.log_softmax(logits, dim=-1)
+    self_pairs = torch.eye(2 * m, dtype=torch.bool, device=z.device)
+    log_prob = F.log_softmax(sim.masked_fill(self_pairs, float("-inf")), dim=-1)
     i = torch.arange(m, device=z.device)
-    return (logits[:, i, m + i - 1].mean() + logits[:, m + i, i].mean()) / 2
+    return -(log_prob[:, i, m + i].mean() + log_prob[:, m + i, i].mean()) / 2
 
 
 def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5,
