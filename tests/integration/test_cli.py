@@ -82,3 +82,14 @@ def test_series_forecast_fast_dev_run(tmp_path):
     run_cli(["fit", "--config", str(ROOT / "configs/experiment/series_forecast_quickstart.yaml"),
              "--trainer.fast_dev_run", "2", "--trainer.default_root_dir", str(tmp_path / "runs"),
              "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+
+
+@pytest.mark.parametrize("experiment", ["etth1_pretrain", "etth1_forecast"])
+def test_etth1_configs_run(experiment, tmp_path, shared_dir, monkeypatch):
+    csv = shared_dir / "data/ETT-small/ETTh1.csv"
+    if not csv.is_file():
+        pytest.skip(f"real-data test: {csv} is absent")
+    run_cli(["fit", "--config", str(ROOT / f"configs/experiment/{experiment}.yaml"),
+             "--data.init_args.path", str(csv), "--trainer.fast_dev_run", "2",
+             "--trainer.default_root_dir", str(tmp_path / "runs"),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
