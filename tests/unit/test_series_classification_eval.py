@@ -32,6 +32,10 @@ def test_larger_training_sets_are_grid_searched(monkeypatch):
     x, y = blobs(30, 0)
     fit_svm(x, y)
     assert len(calls) == 1 and calls[0][0] == 1e-4 and np.isinf(calls[0][-1])
+    # above HARD_MARGIN_MAX_SAMPLES the never-ending hard-margin fit is left out of the grid
+    monkeypatch.setattr("vtrep.eval.series_classification.HARD_MARGIN_MAX_SAMPLES", 60)
+    fit_svm(x, y)
+    assert calls[1] == [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000]
 
 
 @pytest.mark.parametrize("protocol", ["svm", "logistic"])
