@@ -72,13 +72,17 @@ def test_etth1_script_on_a_generated_hourly_file(tmp_path, capsys):
     csv = write_hourly_csv(tmp_path / "hourly.csv")
     results = load_script("etth1_forecast").run(
         str(csv), horizons=[24], split="ratio", context_length=48, patch_length=12, d_model=8, depth=1, num_heads=2,
-        pretrain_epochs=1, probe_epochs=5, finetune_epochs=5, batch_size=32, finetune_lr=1e-3, probe_lr=1e-2,
+        pretrain_epochs=1, probe_epochs=5, finetune_epochs=5, batch_size=32, finetune_lrs=[1e-3, 1e-4], probe_lr=1e-2,
         output_dir=str(tmp_path / "run"))
     out = capsys.readouterr().out
     assert set(results) == {"24/finetune", "24/probe"}
     # a daily sine with 10% noise: far better than predicting the (standardised) mean, whose MSE is ~1
     assert all(math.isfinite(r["mse"]) and r["mse"] < 0.2 for r in results.values())
     assert "| 24 | finetune |" in out and (tmp_path / "run/results.json").is_file()
+    # of the two fine-tuning rates, the one with the lower validation MSE is reported
+    tried = results["24/finetune"]["val_mse_by_lr"]
+    assert set(tried) == {1e-3, 1e-4} and results["24/finetune"]["val_mse"] == min(tried.values())
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"24_probe", "24_finetune_0.001", "24_finetune_0.0001"}
     with pytest.raises(ValueError, match="modes must be among"):
         load_script("etth1_forecast").run(str(csv), modes=["zero-shot"])
 

@@ -9,7 +9,8 @@ loader drops the last incomplete test batch; we keep it). The encoder is pretrai
 training split (masked patches, ratio 0.4). Per horizon, as PatchTST's self-supervised fine-tuning:
 the flatten head is first trained on the frozen encoder (``probe``, a linear probe), then the whole
 model is fine-tuned from there (``finetune``). In each stage the epoch with the lowest validation
-MSE is kept (early stopping on the validation split) and that model is tested.
+MSE is kept (early stopping on the validation split) and that model is tested. With several
+``--finetune_lrs`` each is tried from the probe and the one with the lowest validation MSE is reported.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def trainer(epochs: int, root: Path, patience: int | None = None):
                      enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0)
 
 
+def fit_and_test(task, data, epochs: int, root: Path, patience: int) -> tuple:
+    """Train with early stopping on validation MSE, test the best epoch; the task ends with its weights."""
+    tuner = trainer(epochs, root, patience)
+    tuner.fit(task, data)
+    best = tuner.checkpoint_callback
+    metrics = tuner.test(task, data, ckpt_path="best", verbose=False)[0]
+    return task, {"mse": metrics["test/mse"], "mae": metrics["test/mae"], "val_mse": float(best.best_model_score),
+                  "best_epoch": int(Path(best.best_model_path).stem.split("epoch=")[1].split("-")[0])}
+
+
 def print_table(results: dict) -> None:
     print("| horizon | mode | vtrep MSE | vtrep MAE | PatchTST/64 MSE | PatchTST/64 MAE |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -56,7 +67,7 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
         modes: list[str] = ["finetune", "probe"], split: str = "ett_hourly", context_length: int = 512,
         patch_length: int = 12, d_model: int = 32, depth: int = 3, num_heads: int = 4, dropout: float = 0.2,
         pretrain_epochs: int = 10, probe_epochs: int = 10, finetune_epochs: int = 10, patience: int = 3,
-        batch_size: int = 64, pretrain_lr: float = 1e-3, finetune_lr: float = 1e-4, probe_lr: float = 1e-3,
+        batch_size: int = 64, pretrain_lr: float = 1e-3, finetune_lrs: list[float] = [1e-4], probe_lr: float = 1e-3,
         head_dropout: float = 0.2, output_dir: str = "runs/etth1", pretrained: str | None = None, seed: int = 0,
         threads: int | None = None) -> dict:
     """Pretrain once (masked patches, ratio 0.4), train a head per horizon and mode, print the table.
@@ -90,24 +101,25 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
     for horizon in horizons:
         L.seed_everything(seed)
         data = ForecastingDataModule(csv, context_length, horizon, split, batch_size=batch_size)
-        state = None
-        for mode in ("probe", "finetune"):
-            if mode == "finetune" and "finetune" not in modes:
-                break
-            task = SeriesForecastTask(make_encoder(*sizes), horizon, encoder_checkpoint=str(checkpoint),
-                                      freeze_encoder=mode == "probe", head_dropout=head_dropout,
-                                      lr=probe_lr if mode == "probe" else finetune_lr)
-            if state is not None:  # PatchTST's fine-tuning starts from the linear probe's head
-                task.load_state_dict(state)
-            tuner = trainer(probe_epochs if mode == "probe" else finetune_epochs, out / f"{horizon}_{mode}", patience)
-            tuner.fit(task, data)
-            metrics = tuner.test(task, data, ckpt_path="best", verbose=False)[0]
-            state = task.state_dict()
-            if mode in modes:
-                results[f"{horizon}/{mode}"] = {"mse": metrics["test/mse"], "mae": metrics["test/mae"],
-                                                "best_epoch": int(tuner.checkpoint_callback.best_model_path
-                                                                  .split("epoch=")[1].split("-")[0])}
-                print(f"H={horizon} {mode}: MSE {metrics['test/mse']:.3f} MAE {metrics['test/mae']:.3f}", flush=True)
+
+        def make_task(mode: str, lr: float):
+            return SeriesForecastTask(make_encoder(*sizes), horizon, encoder_checkpoint=str(checkpoint),
+                                      freeze_encoder=mode == "probe", head_dropout=head_dropout, lr=lr)
+
+        probe, metrics = fit_and_test(make_task("probe", probe_lr), data, probe_epochs, out / f"{horizon}_probe",
+                                      patience)
+        stages = {"probe": metrics}
+        if "finetune" in modes:  # PatchTST's fine-tuning starts from the linear probe's head
+            tuned = []
+            for lr in finetune_lrs:
+                task = make_task("finetune", lr)
+                task.load_state_dict(probe.state_dict())
+                tuned.append(fit_and_test(task, data, finetune_epochs, out / f"{horizon}_finetune_{lr:g}", patience))
+            stages["finetune"] = min((m for _, m in tuned), key=lambda m: m["val_mse"])
+            stages["finetune"]["val_mse_by_lr"] = {lr: m["val_mse"] for lr, (_, m) in zip(finetune_lrs, tuned)}
+        for mode in modes:
+            results[f"{horizon}/{mode}"] = stages[mode]
+            print(f"H={horizon} {mode}: MSE {stages[mode]['mse']:.3f} MAE {stages[mode]['mae']:.3f}", flush=True)
     print_table(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
