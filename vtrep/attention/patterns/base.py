@@ -1,0 +1,46 @@
+"""The pattern interface shared by every backend.
+
+A pattern decides, from token indices alone, whether query ``q_idx`` may attend to key ``kv_idx``,
+in FlexAttention's ``mask_mod(b, h, q_idx, kv_idx)`` form: the arguments are integer tensors that
+broadcast against each other and the result is a bool tensor of their broadcast shape. Tokens are
+in time-major order (video: t-major over ``(t, h, w)``; series: patch order), so the time step of
+token ``i`` is ``i // tokens_per_step`` (``h·w`` for video, 1 for series).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_positive(**values: int) -> None:
+    """Raise ``ValueError`` naming the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class Pattern:
+    """Base class: subclasses implement :meth:`allowed` on time steps or token indices.
+
+    Args:
+        tokens_per_step: tokens that share one time step (``h·w`` for video, 1 for series).
+        causal: additionally forbid keys in a later time step than the query.
+    """
+
+    def __init__(self, tokens_per_step: int = 1, causal: bool = False) -> None:
+        check_positive(tokens_per_step=tokens_per_step)
+        self.tokens_per_step, self.causal = tokens_per_step, causal
+
+    def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mask_mod(self, b, h, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+        """FlexAttention's ``mask_mod``: True where ``q_idx`` attends to ``kv_idx``."""
+        keep = self.allowed(q_idx, kv_idx)
+        if self.causal:
+            keep = keep & (kv_idx // self.tokens_per_step <= q_idx // self.tokens_per_step)
+        return keep
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"

@@ -1,0 +1,29 @@
+"""Sparse Transformer's fixed pattern (Child et al., 2019): own block plus the blocks' summary steps."""
+
+from __future__ import annotations
+
+import torch
+
+from vtrep.attention.patterns.base import Pattern, check_positive
+
+
+class FixedPattern(Pattern):
+    """Attend to the query's own block of ``block`` steps, and to the last ``summary`` steps of every block.
+
+    Args:
+        block: ``l``, block length in time steps.
+        summary: ``c``, summary steps per block (``1 ≤ c ≤ l``; the paper uses 8–32 of 128).
+        tokens_per_step: tokens per time step.
+        causal: keys only from the query's step and earlier ones (the paper's setting).
+    """
+
+    def __init__(self, block: int, summary: int = 1, tokens_per_step: int = 1, causal: bool = False) -> None:
+        check_positive(block=block, summary=summary)
+        if summary > block:
+            raise ValueError(f"summary={summary} must be <= block={block}")
+        super().__init__(tokens_per_step, causal)
+        self.block, self.summary = block, summary
+
+    def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+        tq, tk = q_idx // self.tokens_per_step, kv_idx // self.tokens_per_step
+        return (tq // self.block == tk // self.block) | (tk % self.block >= self.block - self.summary)

@@ -1,0 +1,30 @@
+"""Sparse Transformer's strided pattern (Child et al., 2019): a local band plus every ``stride``-th step."""
+
+from __future__ import annotations
+
+import torch
+
+from vtrep.attention.patterns.base import Pattern, check_positive
+
+
+class StridedPattern(Pattern):
+    """Attend where ``|Δt| < stride`` (the band) or ``Δt ≡ 0 (mod stride)`` (the strided heads), ``Δt = t(q) − t(k)``.
+
+    The paper's two factorised heads are merged into one pattern here (their union), as its
+    "interleaved" variant does within one layer. The paper's pattern is causal (``causal=True``);
+    the default is the non-causal version an MAE encoder needs.
+
+    Args:
+        stride: ``l``, in time steps (Sparse Transformer: about ``sqrt(N)``).
+        tokens_per_step: tokens per time step.
+        causal: keys only from the query's step and earlier ones.
+    """
+
+    def __init__(self, stride: int, tokens_per_step: int = 1, causal: bool = False) -> None:
+        check_positive(stride=stride)
+        super().__init__(tokens_per_step, causal)
+        self.stride = stride
+
+    def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+        delta = q_idx // self.tokens_per_step - kv_idx // self.tokens_per_step
+        return (delta.abs() < self.stride) | (delta % self.stride == 0)
