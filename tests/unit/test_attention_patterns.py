@@ -66,3 +66,27 @@ def test_sparse_patterns_keep_few_keys_on_long_sequences():
     n = 1024
     assert materialise_mask(LocalWindow(8), n, n).float().mean() < 0.02
     assert materialise_mask(StridedPattern(32), n, n).float().mean() < 0.1
+
+
+@pytest.mark.parametrize("pattern", [p for p, _ in CASES], ids=[repr(p) for p, _ in CASES])
+@pytest.mark.parametrize("length, block", [(37, 8), (50, 16), (9, 16)])
+def test_blocked_backend_equals_dense_on_outputs_and_gradients(pattern, length, block):
+    from vtrep.attention.backends.blocked import block_layout, blocked_attention
+
+    q, k, v = (torch.randn(2, 3, length, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    fast = blocked_attention(q, k, v, block_layout(pattern, length, length, block))
+    reference = dense_attention(q, k, v, pattern)
+    torch.testing.assert_close(fast, reference)
+    weights = torch.randn_like(reference)  # a non-uniform upstream gradient
+    for got, want in zip(torch.autograd.grad((fast * weights).sum(), (q, k, v)),
+                         torch.autograd.grad((reference * weights).sum(), (q, k, v))):
+        torch.testing.assert_close(got, want)
+
+
+def test_blocked_layout_keeps_only_nearby_blocks_for_a_local_window():
+    from vtrep.attention.backends.blocked import block_layout
+
+    layout = block_layout(LocalWindow(16), 4096, 4096, block_size=64)
+    assert layout.key_blocks.shape == (64, 3)  # own block and one on each side
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        block_layout(LocalWindow(16), 100, 100, block_size=0)
