@@ -31,6 +31,10 @@ class Pattern:
         check_positive(tokens_per_step=tokens_per_step)
         self.tokens_per_step, self.causal = tokens_per_step, causal
 
+    def time_step(self, idx: torch.Tensor) -> torch.Tensor:
+        """The time step of token ``idx``: ``idx // tokens_per_step``."""
+        return idx // self.tokens_per_step
+
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -38,7 +42,7 @@ class Pattern:
         """FlexAttention's ``mask_mod``: True where ``q_idx`` attends to ``kv_idx``."""
         keep = self.allowed(q_idx, kv_idx)
         if self.causal:
-            keep = keep & (kv_idx // self.tokens_per_step <= q_idx // self.tokens_per_step)
+            keep = keep & (self.time_step(kv_idx) <= self.time_step(q_idx))
         return keep
 
     def __repr__(self) -> str:

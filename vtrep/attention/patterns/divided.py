@@ -15,7 +15,7 @@ class DividedSpace(Pattern):
     """
 
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        return q_idx // self.tokens_per_step == kv_idx // self.tokens_per_step
+        return self.time_step(q_idx) == self.time_step(kv_idx)
 
 
 class DividedTime(Pattern):

@@ -25,5 +25,5 @@ class FixedPattern(Pattern):
         self.block, self.summary = block, summary
 
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        tq, tk = q_idx // self.tokens_per_step, kv_idx // self.tokens_per_step
+        tq, tk = self.time_step(q_idx), self.time_step(kv_idx)
         return (tq // self.block == tk // self.block) | (tk % self.block >= self.block - self.summary)

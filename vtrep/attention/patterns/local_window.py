@@ -22,4 +22,4 @@ class LocalWindow(Pattern):
         self.window = window
 
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        return (q_idx // self.tokens_per_step - kv_idx // self.tokens_per_step).abs() <= self.window
+        return (self.time_step(q_idx) - self.time_step(kv_idx)).abs() <= self.window

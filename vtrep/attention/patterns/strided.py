@@ -26,5 +26,5 @@ class StridedPattern(Pattern):
         self.stride = stride
 
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        delta = q_idx // self.tokens_per_step - kv_idx // self.tokens_per_step
+        delta = self.time_step(q_idx) - self.time_step(kv_idx)
         return (delta.abs() < self.stride) | (delta % self.stride == 0)
