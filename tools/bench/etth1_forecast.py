@@ -44,13 +44,13 @@ def trainer(epochs: int, root: Path, patience: int | None = None):
                      enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=0)
 
 
-def fit_and_test(task, data, epochs: int, root: Path, patience: int) -> tuple:
-    """Train with early stopping on validation MSE, test the best epoch; the task ends with its weights."""
+def fit_and_test(task, data, epochs: int, root: Path, patience: int) -> dict:
+    """Train with early stopping on validation MSE, test the best epoch; ``task`` ends with its weights."""
     tuner = trainer(epochs, root, patience)
     tuner.fit(task, data)
     best = tuner.checkpoint_callback
     metrics = tuner.test(task, data, ckpt_path="best", verbose=False)[0]
-    return task, {"mse": metrics["test/mse"], "mae": metrics["test/mae"], "val_mse": float(best.best_model_score),
+    return {"mse": metrics["test/mse"], "mae": metrics["test/mae"], "val_mse": float(best.best_model_score),
                   "best_epoch": int(Path(best.best_model_path).stem.split("epoch=")[1].split("-")[0])}
 
 
@@ -88,8 +88,8 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
     out = Path(output_dir)
     sizes = (context_length, patch_length, d_model, depth, num_heads, dropout)
     L.seed_everything(seed)
-    data = ForecastingDataModule(csv, context_length, max(horizons), split, batch_size=batch_size)
     if pretrained is None:
+        data = ForecastingDataModule(csv, context_length, max(horizons), split, batch_size=batch_size)
         pretrain = SeriesMAETask(make_encoder(*sizes), SeriesPatchMasking(0.4), lr=pretrain_lr, weight_decay=0.0)
         fit = trainer(pretrain_epochs, out)
         fit.fit(pretrain, train_dataloaders=data)
@@ -106,17 +106,16 @@ def run(csv: str = str(ROOT.parent / "shared/data/ETT-small/ETTh1.csv"), horizon
             return SeriesForecastTask(make_encoder(*sizes), horizon, encoder_checkpoint=str(checkpoint),
                                       freeze_encoder=mode == "probe", head_dropout=head_dropout, lr=lr)
 
-        probe, metrics = fit_and_test(make_task("probe", probe_lr), data, probe_epochs, out / f"{horizon}_probe",
-                                      patience)
-        stages = {"probe": metrics}
+        probe = make_task("probe", probe_lr)
+        stages = {"probe": fit_and_test(probe, data, probe_epochs, out / f"{horizon}_probe", patience)}
         if "finetune" in modes:  # PatchTST's fine-tuning starts from the linear probe's head
             tuned = []
             for lr in finetune_lrs:
                 task = make_task("finetune", lr)
                 task.load_state_dict(probe.state_dict())
                 tuned.append(fit_and_test(task, data, finetune_epochs, out / f"{horizon}_finetune_{lr:g}", patience))
-            stages["finetune"] = min((m for _, m in tuned), key=lambda m: m["val_mse"])
-            stages["finetune"]["val_mse_by_lr"] = {lr: m["val_mse"] for lr, (_, m) in zip(finetune_lrs, tuned)}
+            stages["finetune"] = min(tuned, key=lambda m: m["val_mse"])
+            stages["finetune"]["val_mse_by_lr"] = {lr: m["val_mse"] for lr, m in zip(finetune_lrs, tuned)}
         for mode in modes:
             results[f"{horizon}/{mode}"] = stages[mode]
             print(f"H={horizon} {mode}: MSE {stages[mode]['mse']:.3f} MAE {stages[mode]['mae']:.3f}", flush=True)

@@ -69,13 +69,12 @@ def ts2vec_iterations(train_x: torch.Tensor) -> int:
     return 200 if train_x.numel() <= 100_000 else 600
 
 
-def pretrain_ts2vec(train_x: torch.Tensor, steps: int | None, batch_size: int, lr: float, seed: int,
+def pretrain_ts2vec(train_x: torch.Tensor, steps: int | None, batch_size: int, lr: float,
                     output_dim: int = 320) -> torch.nn.Module:
     """TS2Vec as its ``fit``: shuffled epochs of ``min(batch, n)`` series (last short batch dropped), AdamW, SWA."""
     from vtrep.backbones import DilatedConvEncoder
     from vtrep.tasks import TS2VecTask
 
-    torch.manual_seed(seed)
     task = TS2VecTask(DilatedConvEncoder(train_x.shape[1], output_dim=output_dim), lr=lr).train()
     optimizer = task.configure_optimizers()
     steps = steps or ts2vec_iterations(train_x)
@@ -87,7 +86,7 @@ def pretrain_ts2vec(train_x: torch.Tensor, steps: int | None, batch_size: int, l
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            task.averaged.update_parameters(task.encoder)
+            task.update_average()
             done += 1
             if done == steps:
                 break
@@ -125,7 +124,7 @@ def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
             train_x, test_x = torch.nan_to_num(train_x), torch.nan_to_num(test_x)
         torch.manual_seed(seed)
         if method == "ts2vec":
-            model = pretrain_ts2vec(train_x, steps, batch_size or 8, lr, seed)
+            model = pretrain_ts2vec(train_x, steps, batch_size or 8, lr)
         elif method == "mae":
             model = make_encoder(train_x.shape[-1], encoder, patches, stride_fraction, d_model, depth, norm)
             pretrain(train_x, model, steps or 400, batch_size or 16, lr, seed, mask_ratio, complementary,

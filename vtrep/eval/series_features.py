@@ -37,12 +37,12 @@ def series_representations(encoder: torch.nn.Module, x: torch.Tensor, batch_size
     ``encoding_window="full_series"``.
     """
     encoder = encoder.eval()
+    norm = RevIN(affine=False) if revin else None
     out = []
     for chunk in x.split(batch_size):
         if getattr(encoder, "patch_length", None) is None:
             out.append(encoder(chunk).amax(dim=1).float())
             continue
-        norm = RevIN(affine=False) if revin else None
         tokens = _tokens(encoder, encoder_patches(chunk, encoder, norm), layers)
         out.append(tokens.amax(dim=2).flatten(1).float())
     return torch.cat(out)

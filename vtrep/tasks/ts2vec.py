@@ -77,8 +77,12 @@ class TS2VecTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def update_average(self) -> None:
+        """Fold the encoder's current weights into the running average (after every optimiser step)."""
         self.averaged.update_parameters(self.encoder)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.update_average()
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.encoder.parameters(), lr=self.hparams.lr,
