@@ -71,7 +71,8 @@ def test_sparse_patterns_keep_few_keys_on_long_sequences():
 @pytest.mark.parametrize("pattern", [p for p, _ in CASES], ids=[repr(p) for p, _ in CASES])
 @pytest.mark.parametrize("length, block", [(37, 8), (50, 16), (9, 16)])
 def test_blocked_backend_equals_dense_on_outputs_and_gradients(pattern, length, block):
-    from vtrep.attention.backends.blocked import block_layout, blocked_attention
+    from vtrep.attention.backends.blocked import blocked_attention
+    from vtrep.attention.backends.layout import block_layout
 
     q, k, v = (torch.randn(2, 3, length, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     fast = blocked_attention(q, k, v, block_layout(pattern, length, length, block))
@@ -84,9 +85,9 @@ def test_blocked_backend_equals_dense_on_outputs_and_gradients(pattern, length, 
 
 
 def test_blocked_layout_keeps_only_nearby_blocks_for_a_local_window():
-    from vtrep.attention.backends.blocked import block_layout
+    from vtrep.attention.backends.layout import block_layout
 
     layout = block_layout(LocalWindow(16), 4096, 4096, block_size=64)
-    assert layout.key_blocks.shape == (64, 3)  # own block and one on each side
+    assert layout.key_blocks.shape == (1, 1, 64, 3)  # own block and one on each side
     with pytest.raises(ValueError, match="block_size must be a positive integer"):
         block_layout(LocalWindow(16), 100, 100, block_size=0)

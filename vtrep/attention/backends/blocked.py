@@ -1,65 +1,25 @@
-"""The blocked backend: per query block, gather only the key blocks the pattern touches, then SDPA.
+"""The blocked backend: each query block attends only to the key blocks its layout visits.
 
-Queries and keys are cut into blocks of ``block_size`` tokens (the last one padded). A block
-pair is kept when the pattern allows any of its entries; each query block then attends, with
-the exact token-level mask, to the concatenation of its kept key blocks (padded to the largest
-count ``K`` with masked slots). Cost and memory are ``O(N · K · block_size)`` instead of
-``O(N²)``, with forward and backward from autograd on any device (gather backward is a scatter-add).
-Patterns whose kept blocks are few (local window, fixed, divided space) gain; a pattern that
-touches every block (the strided one) runs at dense cost here.
+Forward and backward are written out (a ``torch.autograd.Function``) and run over chunks of
+query blocks, so every intermediate is a few MB whatever ``N`` is: per chunk, gather the visited
+key/value blocks (``index_select``), scores by batched matmul, additive mask, softmax via its
+log-sum-exp, output. Backward recomputes the probabilities from the saved log-sum-exp (as
+FlashAttention does) instead of storing them, so memory is ``O(N·d)`` plus the layout, and
+scatters key/value gradients back with ``index_add_``. Time and memory grow as ``N·K·bs``
+instead of ``N²``; any device. Equality with the dense reference (outputs and gradients) is tested.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from vtrep.attention.patterns.base import Pattern, check_positive
+from vtrep.attention.backends.layout import BlockLayout
 
-
-@dataclass
-class BlockLayout:
-    """``key_blocks (nbq, K)`` kept key-block ids per query block and ``mask (nbq, bs, K·bs)`` within them."""
-
-    key_blocks: torch.Tensor
-    mask: torch.Tensor
-    block_size: int
-    num_queries: int
-    num_keys: int
-
-
-def _block_mask(pattern: Pattern, nq: int, nk: int, bs: int, device) -> torch.Tensor:
-    """``(nbq, nbk)`` bool: does the pattern allow any entry of this block pair? Built a query block at a time."""
-    nbq, nbk = math.ceil(nq / bs), math.ceil(nk / bs)
-    keys = torch.arange(nbk * bs, device=device)
-    rows = []
-    for block in range(nbq):
-        queries = torch.arange(block * bs, min((block + 1) * bs, nq), device=device)
-        allowed = pattern.mask_mod(None, None, queries[:, None], keys[None, :]) & (keys < nk)
-        rows.append(allowed.view(len(queries), nbk, bs).any(dim=2).any(dim=0))
-    return torch.stack(rows)
-
-
-def block_layout(pattern: Pattern, num_queries: int, num_keys: int, block_size: int = 128,
-                 device: torch.device | str = "cpu") -> BlockLayout:
-    """The gather indices and in-block mask of ``pattern`` for ``Nq`` queries and ``Nk`` keys."""
-    check_positive(block_size=block_size, num_queries=num_queries, num_keys=num_keys)
-    bs = block_size
-    kept = _block_mask(pattern, num_queries, num_keys, bs, device)
-    count = int(kept.sum(dim=1).max())
-    order = torch.sort(kept.int(), dim=1, descending=True, stable=True).indices[:, :count]  # kept first
-    valid = torch.gather(kept, 1, order)  # (nbq, K)
-    q_idx = torch.arange(kept.shape[0] * bs, device=device).view(-1, bs)
-    k_idx = (order[:, :, None] * bs + torch.arange(bs, device=device)).flatten(1)  # (nbq, K·bs)
-    mask = pattern.mask_mod(None, None, q_idx[:, :, None], k_idx[:, None, :])
-    mask = mask & (k_idx < num_keys)[:, None, :] & valid.repeat_interleave(bs, dim=1)[:, None, :]
-    # padded query rows attend to everything: their outputs are dropped, and an all-masked row
-    # would put NaN into the backward pass
-    mask = mask | (q_idx >= num_queries)[:, :, None]
-    return BlockLayout(order, mask, bs, num_queries, num_keys)
+CHUNK_SCORES = 1 << 20
+"""Score entries per chunk (4 MB in fp32): small enough to stay in cache, large enough for efficient matmuls."""
 
 
 def _pad_blocks(x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -68,13 +28,96 @@ def _pad_blocks(x: torch.Tensor, bs: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, pad)).unflatten(-2, (-1, bs))
 
 
+def _flat_key_index(key_blocks: torch.Tensor, batch: int, heads: int, num_key_blocks: int) -> torch.Tensor:
+    """``(Bl, Hl, nbq, K)`` block ids → ``(B, h, nbq, K)`` rows of the flattened ``(B·h·nbk, bs, d)`` keys."""
+    base = (torch.arange(batch, device=key_blocks.device)[:, None] * heads
+            + torch.arange(heads, device=key_blocks.device)) * num_key_blocks
+    return base[:, :, None, None] + key_blocks
+
+
+def _chunks(layout: BlockLayout, rows_per_block: int):
+    """Ranges of query blocks holding about :data:`CHUNK_SCORES` scores each."""
+    nbq, width = layout.key_blocks.shape[-2], layout.mask.shape[-1]
+    step = max(1, CHUNK_SCORES // (rows_per_block * layout.block_size * width))
+    return [(start, min(start + step, nbq)) for start in range(0, nbq, step)]
+
+
+def _scores(q, k_flat, index, mask, start, stop):
+    """Masked scores ``(B, h, c, bs, K·bs)`` of query blocks ``start:stop`` and their gathered keys."""
+    b, h, _, bs, d = q.shape
+    idx = index[:, :, start:stop]
+    keys = k_flat.index_select(0, idx.flatten()).view(b, h, stop - start, -1, d)
+    scores = torch.matmul(q[:, :, start:stop], keys.transpose(-1, -2))
+    return scores.masked_fill_(~mask[:, :, start:stop], float("-inf")), idx
+
+
+def _softmax_(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the last dim in place, with its log-sum-exp; one ``exp`` pass (``logsumexp`` would add one)."""
+    peak = scores.amax(-1, keepdim=True)
+    total = scores.sub_(peak).exp_().sum(-1, keepdim=True)
+    return scores.div_(total), (peak + total.log()).squeeze(-1)
+
+
+class _BlockedAttention(torch.autograd.Function):
+    """``q (B, h, nbq, bs, d)`` (pre-scaled), ``k, v (B, h, nbk, bs, d)`` → ``(B, h, nbq, bs, d)``."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, layout: BlockLayout):
+        b, h, nbk, bs, d = k.shape
+        index = _flat_key_index(layout.key_blocks, b, h, nbk)
+        k_flat, v_flat = k.reshape(-1, bs, d), v.reshape(-1, bs, d)
+        out = q.new_empty(q.shape)
+        lse = q.new_empty(q.shape[:-1])
+        for start, stop in _chunks(layout, b * h):
+            scores, idx = _scores(q, k_flat, index, layout.mask, start, stop)
+            probs, lse[:, :, start:stop] = _softmax_(scores)
+            values = v_flat.index_select(0, idx.flatten()).view(b, h, stop - start, -1, d)
+            out[:, :, start:stop] = torch.matmul(probs, values)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.layout = layout
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        layout = ctx.layout
+        b, h, nbk, bs, d = k.shape
+        index = _flat_key_index(layout.key_blocks, b, h, nbk)
+        k_flat, v_flat = k.reshape(-1, bs, d), v.reshape(-1, bs, d)
+        grad_out = grad_out.contiguous()
+        delta = (grad_out * out).sum(-1)  # rowsum(dO ∘ O) = rowsum(dP ∘ P)
+        grad_q = torch.empty_like(q)
+        grad_k, grad_v = torch.zeros_like(k_flat), torch.zeros_like(v_flat)
+        for start, stop in _chunks(layout, b * h):
+            scores, idx = _scores(q, k_flat, index, layout.mask, start, stop)
+            probs = scores.sub_(lse[:, :, start:stop, :, None]).exp_()
+            flat = idx.flatten()
+            keys = k_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
+            values = v_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
+            go = grad_out[:, :, start:stop]
+            grad_v.index_add_(0, flat, torch.matmul(probs.transpose(-1, -2), go).view(-1, bs, d))
+            grad_scores = torch.matmul(go, values.transpose(-1, -2))
+            grad_scores.sub_(delta[:, :, start:stop, :, None]).mul_(probs)
+            grad_q[:, :, start:stop] = torch.matmul(grad_scores, keys)
+            qc = q[:, :, start:stop]
+            grad_k.index_add_(0, flat, torch.matmul(grad_scores.transpose(-1, -2), qc).view(-1, bs, d))
+        return grad_q, grad_k.view_as(k), grad_v.view_as(v), None
+
+
 def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
     """``q (B, heads, Nq, d)``, ``k, v (B, heads, Nk, d)`` → ``(B, heads, Nq, d)``, equal to the dense reference."""
     if (q.shape[-2], k.shape[-2]) != (layout.num_queries, layout.num_keys):
         raise ValueError(f"layout is for {layout.num_queries} queries and {layout.num_keys} keys, got "
                          f"{q.shape[-2]} and {k.shape[-2]}")
     bs = layout.block_size
-    qb = _pad_blocks(q, bs)  # (B, h, nbq, bs, d)
-    kg, vg = (_pad_blocks(t, bs)[:, :, layout.key_blocks].flatten(3, 4) for t in (k, v))  # (B, h, nbq, K·bs, d)
-    out = F.scaled_dot_product_attention(qb, kg, vg, attn_mask=layout.mask.to(q.device))
+    qb = _pad_blocks(q * (1.0 / math.sqrt(q.shape[-1])), bs)
+    layout = _on_device(layout, q.device)
+    out = _BlockedAttention.apply(qb, _pad_blocks(k, bs), _pad_blocks(v, bs), layout)
     return out.flatten(2, 3)[:, :, :layout.num_queries]
+
+
+def _on_device(layout: BlockLayout, device: torch.device) -> BlockLayout:
+    if layout.mask.device == device:
+        return layout
+    return BlockLayout(layout.key_blocks.to(device), layout.mask.to(device), layout.block_size,
+                       layout.num_queries, layout.num_keys)
