@@ -1,0 +1,126 @@
+"""One entry point for patterned attention: a pattern, a backend by name, and the per-length caches.
+
+``PatternAttention(pattern, backend)(q, k, v, positions)`` runs ``q (B, heads, Nq, d)``,
+``k, v (B, heads, Nk, d)`` under ``pattern`` on
+
+- ``"dense"``: the mask materialised and SDPA — the reference, any pattern, any device;
+- ``"blocked"``: only the visited key blocks (:mod:`vtrep.attention.backends.blocked`), forward and
+  backward on any device;
+- ``"flex"``: FlexAttention with a block mask — GPU training, CPU inference under ``torch.compile``
+  (FlexAttention has no CPU backward in this torch, so a CPU call that needs gradients is an error).
+
+``positions (B, N)`` gives each token's place in the full token grid when the sequence is a
+subset of it (the visible tokens of a masked encoder); the pattern is then applied to positions.
+Layouts and block masks of a static pattern are built once per length and reused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+
+from vtrep.attention.backends.blocked import blocked_attention
+from vtrep.attention.backends.layout import (BlockLayout, block_layout, kept_blocks, layout_from_blocks,
+                                             pattern_rule)
+from vtrep.attention.patterns.base import Pattern, check_positive
+from vtrep.attention.patterns.block_topk import BlockTopK
+
+Backend = Literal["dense", "blocked", "flex"]
+DEFAULT_BLOCK = {"dense": 64, "blocked": 64, "flex": 128}
+
+
+def rule_mask(rule, num_queries: int, num_keys: int, device) -> torch.Tensor:
+    """``(Bl, Hl, Nq, Nk)`` bool of an ``allowed`` rule over every query/key pair."""
+    q_idx = torch.arange(num_queries, device=device).view(1, 1, -1, 1)
+    kv_idx = torch.arange(num_keys, device=device).view(1, 1, 1, -1)
+    return rule(q_idx, kv_idx)
+
+
+class PatternAttention:
+    """Attention under ``pattern`` (``None``: full attention) on ``backend``.
+
+    Args:
+        pattern: a :class:`~vtrep.attention.patterns.base.Pattern`, or ``None`` for full attention.
+        backend: ``"dense"``, ``"blocked"`` or ``"flex"``.
+        block_size: tokens per block for ``blocked`` (default 64) and ``flex`` (default 128);
+            a :class:`BlockTopK` pattern fixes it to its own ``block``.
+        num_tokens: sequence length, if known, so length errors (top-k > blocks) surface at construction.
+    """
+
+    def __init__(self, pattern: Pattern | None = None, backend: Backend = "dense", block_size: int | None = None,
+                 num_tokens: int | None = None) -> None:
+        if backend not in get_args(Backend):
+            raise ValueError(f"backend must be one of {get_args(Backend)}, got {backend!r}")
+        if block_size is not None:
+            check_positive(block_size=block_size)
+        if isinstance(pattern, BlockTopK):
+            if backend == "flex":
+                raise ValueError("BlockTopK with backend='flex' is not supported: its blocks are chosen from the "
+                                 "content at every call, so FlexAttention would rebuild its block mask each time; "
+                                 "use backend='blocked'")
+            if block_size not in (None, pattern.block):
+                raise ValueError(f"BlockTopK selects blocks of {pattern.block} tokens, so block_size must be "
+                                 f"{pattern.block} (or left unset), got {block_size}")
+            block_size = pattern.block
+            if num_tokens is not None:
+                pattern.check_length(num_tokens)
+        self.pattern, self.backend = pattern, backend
+        self.block_size = block_size or DEFAULT_BLOCK[backend]
+        self._cache: dict = {}
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pattern is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        if self.backend == "flex":
+            return self._flex(q, k, v, positions)
+        if isinstance(self.pattern, BlockTopK):
+            selected = self.pattern.select(q, k)
+            rule = self.pattern.selected_rule(selected, positions)
+            if self.backend == "dense":
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=rule_mask(rule, q.shape[-2], k.shape[-2],
+                                                                                    q.device))
+            return blocked_attention(q, k, v, self._topk_layout(selected, rule, q, k, positions))
+        if self.backend == "dense":
+            return self._dense(q, k, v, positions)
+        return blocked_attention(q, k, v, self._layout(q.shape[-2], k.shape[-2], q.device, positions))
+
+    def _dense(self, q, k, v, positions):
+        mask = rule_mask(pattern_rule(self.pattern, positions), q.shape[-2], k.shape[-2], q.device)
+        if not mask.any(-1).all():
+            raise ValueError(f"{self.pattern!r} leaves a query with no key to attend to")
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    def _layout(self, nq: int, nk: int, device, positions) -> BlockLayout:
+        if positions is not None:
+            return block_layout(self.pattern, nq, nk, self.block_size, device, positions)
+        key = ("layout", nq, nk, str(device))
+        if key not in self._cache:
+            self._cache[key] = block_layout(self.pattern, nq, nk, self.block_size, device)
+        return self._cache[key]
+
+    def _topk_layout(self, selected, rule, q, k, positions) -> BlockLayout:
+        nq, nk = q.shape[-2], k.shape[-2]
+        local_rule = pattern_rule(self.pattern.local(), positions)
+        key = ("local", nq, nk, str(q.device))
+        if positions is not None:
+            local = kept_blocks(local_rule, nq, nk, self.block_size, q.device)
+        else:
+            if key not in self._cache:
+                self._cache[key] = kept_blocks(local_rule, nq, nk, self.block_size, q.device)
+            local = self._cache[key]
+        return layout_from_blocks(selected | local, rule, nq, nk, self.block_size)
+
+    def _flex(self, q, k, v, positions):
+        from vtrep.attention.backends.flex import flex_pattern_attention
+
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        if q.device.type == "cpu" and needs_grad:
+            raise RuntimeError("the flex backend has no backward on CPU in this torch: train with backend='blocked' "
+                               "(or run under torch.no_grad() for inference)")
+        return flex_pattern_attention(q, k, v, self.pattern, self.block_size, positions, self._cache)
+
+    def __repr__(self) -> str:
+        return f"PatternAttention(pattern={self.pattern!r}, backend={self.backend!r}, block_size={self.block_size})"

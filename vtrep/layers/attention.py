@@ -1,0 +1,47 @@
+"""Self-attention and transformer blocks under a sparse pattern, drop-in for timm's.
+
+``PatternSelfAttention`` and ``PatternBlock`` subclass timm's ``Attention`` and ``Block`` and keep
+their parameter names (``attn.qkv``, ``attn.proj``, ``norm1``, ``mlp.fc1`` ...), so the weights of a
+dense backbone load unchanged into its sparse twin and back. Only the attention kernel changes:
+a :class:`~vtrep.attention.attend.PatternAttention` (pattern + backend). ``forward`` takes the
+tokens' ``positions (B, N)`` in the full grid when they are a subset of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import Attention, Block
+from torch import nn
+
+from vtrep.attention.attend import PatternAttention
+
+
+class PatternSelfAttention(Attention):
+    """timm ``Attention`` whose kernel is ``attend``; ``x (B, N, D)`` → ``(B, N, D)``."""
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False,
+                 attend: PatternAttention | None = None, **kwargs) -> None:
+        super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, **kwargs)
+        if self.attn_drop.p or isinstance(self.norm, nn.LayerNorm) or self.gate is not None:
+            raise ValueError("PatternSelfAttention supports neither attention dropout, scale_norm nor gating")
+        self.attend = attend or PatternAttention()
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, **_) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        x = self.attend(self.q_norm(q), self.k_norm(k), v, positions)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, self.attn_dim)))
+
+
+class PatternBlock(Block):
+    """timm pre-norm ``Block`` with a :class:`PatternSelfAttention`; ``forward(x, positions=None)``."""
+
+    def __init__(self, dim: int, num_heads: int, attend: PatternAttention, qkv_bias: bool = False,
+                 proj_drop: float = 0.0, **kwargs) -> None:
+        super().__init__(dim, num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, **kwargs)
+        # timm's attn_layer hook wants a class; swapping the module keeps every other part of Block
+        self.attn = PatternSelfAttention(dim, num_heads, qkv_bias=qkv_bias, proj_drop=proj_drop, attend=attend)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), positions)))
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
