@@ -129,3 +129,22 @@ def test_pattern_block_with_full_attention_reproduces_timm_block():
     sparse.load_state_dict(dense.state_dict())  # same parameter names
     x = torch.randn(2, 50, 32)
     torch.testing.assert_close(sparse(x), dense(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pattern", [StridedPattern(16), StridedPattern(8, tokens_per_step=2, causal=True),
+                                     FixedPattern(32, summary=4), FixedPattern(16, summary=2, causal=True)], ids=repr)
+def test_union_patterns_split_into_disjoint_block_sparse_parts(pattern):
+    """Strided and fixed run as two parts in their own token orders: together exactly the pattern, few blocks."""
+    from vtrep.attention.backends.dense import materialise_mask
+
+    n = 1024
+    attend = PatternAttention(pattern, "blocked", block_size=16)
+    covered = torch.zeros(n, n, dtype=torch.int)
+    for part, order in pattern.parts(n):
+        mask = materialise_mask(part, n, n) if order is None else part.mask_mod(None, None, order[:, None],
+                                                                                order[None, :])
+        inverse = torch.arange(n) if order is None else torch.argsort(order)
+        covered += mask[inverse][:, inverse].int()
+    assert torch.equal(covered, materialise_mask(pattern, n, n).int())  # disjoint, and their union
+    density = sum(layout.density for layout, _ in attend._parts(n, "cpu"))
+    assert density < 0.3

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vtrep.attention.backends.blocked import blocked_attention
+from vtrep.attention.backends.union import union_attention
 from vtrep.attention.backends.layout import (BlockLayout, block_layout, kept_blocks, layout_from_blocks,
                                              pattern_rule)
 from vtrep.attention.patterns.base import Pattern, check_positive
@@ -85,6 +86,8 @@ class PatternAttention:
             return blocked_attention(q, k, v, self._topk_layout(selected, rule, q, k, positions))
         if self.backend == "dense":
             return self._dense(q, k, v, positions)
+        if hasattr(self.pattern, "parts") and positions is None and q.shape[-2] == k.shape[-2]:
+            return union_attention(q, k, v, self._parts(q.shape[-2], q.device))
         return blocked_attention(q, k, v, self._layout(q.shape[-2], k.shape[-2], q.device, positions))
 
     def _dense(self, q, k, v, positions):
@@ -101,6 +104,18 @@ class PatternAttention:
             self._cache[key] = block_layout(self.pattern, nq, nk, self.block_size, device)
         return self._cache[key]
 
+    def _parts(self, n: int, device) -> list:
+        """Per part of a union pattern (strided): its layout in its own token order, built once per length."""
+        key = ("parts", n, str(device))
+        if key not in self._cache:
+            parts = []
+            for part, order in self.pattern.parts(n):
+                positions = None if order is None else order.to(device)[None]
+                layout = block_layout(part, n, n, self.block_size, device, positions, allow_empty=True)
+                parts.append((layout, None if order is None else order.to(device)))
+            self._cache[key] = parts
+        return self._cache[key]
+
     def _topk_layout(self, selected, rule, q, k, positions) -> BlockLayout:
         nq, nk = q.shape[-2], k.shape[-2]
         local_rule = pattern_rule(self.pattern.local(), positions)
@@ -111,7 +126,7 @@ class PatternAttention:
             if key not in self._cache:
                 self._cache[key] = kept_blocks(local_rule, nq, nk, self.block_size, q.device)
             local = self._cache[key]
-        return layout_from_blocks(selected | local, rule, nq, nk, self.block_size)
+        return layout_from_blocks(selected | local, local_rule, nq, nk, self.block_size, whole=selected)
 
     def _flex(self, q, k, v, positions):
         from vtrep.attention.backends.flex import flex_pattern_attention

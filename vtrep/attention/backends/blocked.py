@@ -52,10 +52,15 @@ def _scores(q, k_flat, index, mask, start, stop):
 
 
 def _softmax_(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over the last dim in place, with its log-sum-exp; one ``exp`` pass (``logsumexp`` would add one)."""
+    """Softmax over the last dim in place, with its log-sum-exp; one ``exp`` pass (``logsumexp`` would add one).
+
+    A row with no allowed key (possible in one part of a union of layouts) gets zero
+    probabilities and a log-sum-exp of ``-inf``.
+    """
     peak = scores.amax(-1, keepdim=True)
+    peak = peak.masked_fill_(torch.isneginf(peak), 0.0)
     total = scores.sub_(peak).exp_().sum(-1, keepdim=True)
-    return scores.div_(total), (peak + total.log()).squeeze(-1)
+    return scores.div_(total.clamp_min(torch.finfo(scores.dtype).tiny)), (peak + total.log()).squeeze(-1)
 
 
 class _BlockedAttention(torch.autograd.Function):
@@ -73,12 +78,13 @@ class _BlockedAttention(torch.autograd.Function):
             probs, lse[:, :, start:stop] = _softmax_(scores)
             values = v_flat.index_select(0, idx.flatten()).view(b, h, stop - start, -1, d)
             out[:, :, start:stop] = torch.matmul(probs, values)
-        ctx.save_for_backward(q, k, v, out, lse)
+        # empty rows recompute exp(-inf - inf) = 0 in backward instead of NaN
+        ctx.save_for_backward(q, k, v, out, lse.masked_fill(torch.isneginf(lse), float("inf")))
         ctx.layout = layout
-        return out
+        return out, lse
 
     @staticmethod
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, grad_lse):
         q, k, v, out, lse = ctx.saved_tensors
         layout = ctx.layout
         b, h, nbk, bs, d = k.shape
@@ -86,6 +92,8 @@ class _BlockedAttention(torch.autograd.Function):
         k_flat, v_flat = k.reshape(-1, bs, d), v.reshape(-1, bs, d)
         grad_out = grad_out.contiguous()
         delta = (grad_out * out).sum(-1)  # rowsum(dO ∘ O) = rowsum(dP ∘ P)
+        if grad_lse is not None:  # d lse / d scores = P, so it joins the softmax's row term
+            delta = delta - grad_lse
         grad_q = torch.empty_like(q)
         grad_k, grad_v = torch.zeros_like(k_flat), torch.zeros_like(v_flat)
         for start, stop in _chunks(layout, b * h):
@@ -104,16 +112,22 @@ class _BlockedAttention(torch.autograd.Function):
         return grad_q, grad_k.view_as(k), grad_v.view_as(v), None
 
 
-def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
-    """``q (B, heads, Nq, d)``, ``k, v (B, heads, Nk, d)`` → ``(B, heads, Nq, d)``, equal to the dense reference."""
+def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout,
+                      return_lse: bool = False):
+    """``q (B, heads, Nq, d)``, ``k, v (B, heads, Nk, d)`` → ``(B, heads, Nq, d)``, equal to the dense reference.
+
+    With ``return_lse`` also the rows' log-sum-exp ``(B, heads, Nq)`` of the scaled scores
+    (differentiable), to merge this attention with another over disjoint keys.
+    """
     if (q.shape[-2], k.shape[-2]) != (layout.num_queries, layout.num_keys):
         raise ValueError(f"layout is for {layout.num_queries} queries and {layout.num_keys} keys, got "
                          f"{q.shape[-2]} and {k.shape[-2]}")
     bs = layout.block_size
     qb = _pad_blocks(q * (1.0 / math.sqrt(q.shape[-1])), bs)
     layout = _on_device(layout, q.device)
-    out = _BlockedAttention.apply(qb, _pad_blocks(k, bs), _pad_blocks(v, bs), layout)
-    return out.flatten(2, 3)[:, :, :layout.num_queries]
+    out, lse = _BlockedAttention.apply(qb, _pad_blocks(k, bs), _pad_blocks(v, bs), layout)
+    out = out.flatten(2, 3)[:, :, :layout.num_queries]
+    return (out, lse.flatten(2, 3)[:, :, :layout.num_queries]) if return_lse else out
 
 
 def _on_device(layout: BlockLayout, device: torch.device) -> BlockLayout:

@@ -18,6 +18,9 @@ import torch
 
 from vtrep.attention.patterns.base import check_positive
 
+KEY_SPAN = 4096
+"""Keys per rule evaluation when finding the kept blocks."""
+
 Allowed = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``allowed(q_idx, kv_idx) -> bool``: token indices with two leading ``(Bl, Hl)`` dims that broadcast."""
 
@@ -55,24 +58,37 @@ def pattern_rule(pattern, positions: torch.Tensor | None = None) -> Allowed:
 
 def kept_blocks(allowed: Allowed, num_queries: int, num_keys: int, block_size: int,
                 device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(Bl, Hl, nbq, nbk)`` bool: does ``allowed`` permit any entry of the block pair? One query block at a time."""
+    """``(Bl, Hl, nbq, nbk)`` bool: does ``allowed`` permit any entry of the block pair?
+
+    Evaluated a query block × :data:`KEY_SPAN` keys at a time: small, equal-sized temporaries keep
+    the allocator from growing the heap (whole-row temporaries cost GBs of peak RSS at 16k tokens).
+    """
     bs = block_size
     nbk = math.ceil(num_keys / bs)
+    span = max(bs, KEY_SPAN // bs * bs)
     keys = torch.arange(nbk * bs, device=device)
     rows = []
     for start in range(0, num_queries, bs):
-        queries = torch.arange(start, min(start + bs, num_queries), device=device)
-        hit = allowed(queries.view(1, 1, -1, 1), keys.clamp(max=num_keys - 1).view(1, 1, 1, -1))
-        rows.append((hit & (keys < num_keys)).unflatten(-1, (nbk, bs)).any(-1).any(-2))
+        queries = torch.arange(start, min(start + bs, num_queries), device=device).view(1, 1, -1, 1)
+        row = []
+        for k0 in range(0, nbk * bs, span):
+            part = keys[k0:k0 + span]
+            hit = allowed(queries, part.clamp(max=num_keys - 1).view(1, 1, 1, -1)) & (part < num_keys)
+            row.append(hit.unflatten(-1, (-1, bs)).any(-1).any(-2))
+        rows.append(torch.cat(row, dim=-1))
     return torch.stack(rows, dim=-2)
 
 
 def layout_from_blocks(kept: torch.Tensor, allowed: Allowed, num_queries: int, num_keys: int,
-                       block_size: int) -> BlockLayout:
+                       block_size: int, allow_empty: bool = False, whole: torch.Tensor | None = None) -> BlockLayout:
     """The layout visiting the ``kept (Bl, Hl, nbq, nbk)`` block pairs, with ``allowed``'s token mask inside them.
 
+    ``whole (Bl, Hl, nbq, nbk)`` marks block pairs allowed in full on top of ``allowed`` (block
+    top-k's selected blocks), which saves evaluating a per-token rule for them.
+
     ``allowed`` is only evaluated on the visited pairs, so building costs ``O(N·K·bs)``.
-    Raises ``ValueError`` if a query is left with no key (its softmax would be undefined).
+    Raises ``ValueError`` if a query is left with no key (its softmax would be undefined), unless
+    ``allow_empty`` (one part of a union, where such rows get zero weight).
     """
     bs, device = block_size, kept.device
     count = int(kept.sum(-1).max())
@@ -81,9 +97,12 @@ def layout_from_blocks(kept: torch.Tensor, allowed: Allowed, num_queries: int, n
     q_idx = torch.arange(kept.shape[-2] * bs, device=device).view(1, 1, -1, bs, 1)  # (1, 1, nbq, bs, 1)
     k_idx = (order[..., None] * bs + torch.arange(bs, device=device)).flatten(-2)[..., None, :]  # (.., nbq, 1, K·bs)
     real_key = (k_idx < num_keys) & valid.repeat_interleave(bs, dim=-1)[..., None, :]
-    mask = allowed(q_idx.clamp(max=num_queries - 1), k_idx.clamp(max=num_keys - 1)) & real_key
+    mask = allowed(q_idx.clamp(max=num_queries - 1), k_idx.clamp(max=num_keys - 1))
+    if whole is not None:
+        mask = mask | torch.gather(whole, -1, order).repeat_interleave(bs, dim=-1)[..., None, :]
+    mask = mask & real_key
     padded_query = q_idx >= num_queries
-    if not (mask.any(-1) | padded_query[..., 0]).all():
+    if not allow_empty and not (mask.any(-1) | padded_query[..., 0]).all():
         raise ValueError("the attention pattern leaves a query with no key to attend to")
     # padded query rows attend to their real keys: their outputs are dropped, and an all-masked
     # row would put NaN into the backward pass
@@ -92,9 +111,10 @@ def layout_from_blocks(kept: torch.Tensor, allowed: Allowed, num_queries: int, n
 
 
 def block_layout(pattern, num_queries: int, num_keys: int, block_size: int = 64,
-                 device: torch.device | str = "cpu", positions: torch.Tensor | None = None) -> BlockLayout:
+                 device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
+                 allow_empty: bool = False) -> BlockLayout:
     """The layout of a static ``pattern`` for ``Nq`` queries and ``Nk`` keys (at ``positions (B, N)`` if given)."""
     check_positive(block_size=block_size, num_queries=num_queries, num_keys=num_keys)
     allowed = pattern_rule(pattern, positions)
     kept = kept_blocks(allowed, num_queries, num_keys, block_size, device)
-    return layout_from_blocks(kept, allowed, num_queries, num_keys, block_size)
+    return layout_from_blocks(kept, allowed, num_queries, num_keys, block_size, allow_empty)
