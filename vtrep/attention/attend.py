@@ -139,3 +139,16 @@ class PatternAttention:
 
     def __repr__(self) -> str:
         return f"PatternAttention(pattern={self.pattern!r}, backend={self.backend!r}, block_size={self.block_size})"
+
+
+def grid_attention(pattern: Pattern | dict | None, backend: Backend, block_size: int | None,
+                   grid: tuple[int, int, int]) -> PatternAttention | None:
+    """The shared kernel of a backbone on a ``(t, h, w)`` grid: ``pattern`` in frames (``h·w`` tokens a step)."""
+    pattern = Pattern.from_config(pattern)
+    if pattern is None:
+        if backend != "dense" or block_size is not None:
+            raise ValueError(f"attention_backend={backend!r} / attention_block_size={block_size} need an "
+                             "attention_pattern (full attention always runs dense SDPA)")
+        return None
+    t, h, w = grid
+    return PatternAttention(pattern.on_grid(h * w), backend, block_size, num_tokens=t * h * w)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from vtrep.attention.attend import Backend, PatternAttention, grid_attention
+from vtrep.attention.patterns.base import Pattern
 from vtrep.layers.series_patch import patch_geometry
 
 NormKind = Literal["batch", "layer"]
@@ -35,8 +36,10 @@ def make_norm(kind: NormKind, dim: int) -> nn.Module:
 class SeriesTransformerBlock(nn.Module):
     """Post-norm encoder layer as in PatchTST: ``x = norm(x + attn(x))``, ``x = norm(x + ffn(x))``."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, norm: NormKind) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, norm: NormKind,
+                 attend: PatternAttention | None = None) -> None:
         super().__init__()
+        self.attend = attend or PatternAttention()
         if dim % num_heads:
             raise ValueError(f"d_model={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
@@ -51,7 +54,7 @@ class SeriesTransformerBlock(nn.Module):
         """``x (N, Np, D)`` → ``(N, Np, D)``."""
         n, length, dim = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, length, dim)
+        attn = self.attend(q, k, v).transpose(1, 2).reshape(n, length, dim)
         x = self.norm_attn(x + self.dropout(self.proj(attn)))
         return self.norm_ffn(x + self.dropout(self.ffn(x)))
 
@@ -73,18 +76,24 @@ class PatchTSTEncoder(nn.Module):
         mlp_ratio: feed-forward width over ``D`` (PatchTST: 512 / 128 = 4).
         dropout: dropout in attention output, feed-forward and after the embedding (0.2).
         norm: ``batch`` (PatchTST default) or ``layer``.
+        attention_pattern: a sparse pattern over patches (``vtrep.attention``; e.g. ``LocalWindow`` or,
+            for forecasting, ``causal=True``), or ``None`` for full attention.
+        attention_backend: ``dense`` (reference), ``blocked`` (training on any device) or ``flex`` (GPU).
+        attention_block_size: patches per block of the blocked / flex kernels.
     """
 
     def __init__(self, context_length: int = 336, patch_length: int = 12, stride: int = 12, d_model: int = 128,
                  depth: int = 3, num_heads: int = 16, mlp_ratio: float = 4.0, dropout: float = 0.2,
-                 norm: NormKind = "batch") -> None:
+                 norm: NormKind = "batch", attention_pattern: Pattern | None = None,
+                 attention_backend: Backend = "dense", attention_block_size: int | None = None) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride)
+        attend = grid_attention(attention_pattern, attention_backend, attention_block_size, (self.num_patches, 1, 1))
         self.embed_dim = d_model
         self.patch_embed = nn.Linear(patch_length, d_model)
         self.pos_embed = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm)
+        self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm, attend)
                                     for _ in range(depth))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,9 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from vtrep.attention.attend import Backend, PatternAttention, grid_attention
+from vtrep.attention.patterns.base import Pattern
+from vtrep.layers.attention import PatternBlock, run_blocks
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.layers.tokens import gather_tokens
@@ -32,12 +35,19 @@ def init_vit_weights(module: nn.Module) -> None:
 
 
 def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
-                       drop_path_rate: float, norm_eps: float) -> nn.ModuleList:
-    """``depth`` pre-norm timm blocks with a linearly increasing stochastic-depth rate."""
+                       drop_path_rate: float, norm_eps: float, attend: PatternAttention | None = None) -> nn.ModuleList:
+    """``depth`` pre-norm timm blocks with a linearly increasing stochastic-depth rate.
+
+    With ``attend`` they are :class:`PatternBlock` s sharing it (one layout cache for all layers);
+    parameter names are timm's either way.
+    """
     if dim % num_heads != 0:
         raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
     rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
     norm = partial(nn.LayerNorm, eps=norm_eps)
+    if attend is not None:
+        return nn.ModuleList(PatternBlock(dim, num_heads, attend, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                                          drop_path=rate, norm_layer=norm) for rate in rates)
     return nn.ModuleList(
         Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rate, norm_layer=norm)
         for rate in rates
@@ -62,6 +72,12 @@ class VideoViT(nn.Module):
         drop_path_rate: stochastic depth at the last block.
         pos_embed: ``"sincos"`` (VideoMAE, fixed) or ``"separable"`` (MAE-ST, learnable).
         norm_eps: LayerNorm epsilon.
+        attention_pattern: a sparse pattern (``vtrep.attention``; time in frames' token slices, i.e.
+            tubelets), or ``None`` for full attention. Long clips: e.g. ``LocalWindow(window=2)``.
+        attention_backend: ``dense`` (reference), ``blocked`` (training on any device) or ``flex`` (GPU).
+        attention_block_size: tokens per block of the blocked / flex kernels (default 64 / 128).
+
+    A sparse backbone has the same parameters as the dense one: weights load across both.
     """
 
     def __init__(
@@ -79,6 +95,9 @@ class VideoViT(nn.Module):
         drop_path_rate: float = 0.0,
         pos_embed: PosEmbedKind = "sincos",
         norm_eps: float = 1e-6,
+        attention_pattern: Pattern | None = None,
+        attention_backend: Backend = "dense",
+        attention_block_size: int | None = None,
     ) -> None:
         super().__init__()
         if depth < 0:
@@ -89,11 +108,15 @@ class VideoViT(nn.Module):
             img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=tubelet_size,
             in_chans=in_chans, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, pos_embed=pos_embed, norm_eps=norm_eps,
+            attention_pattern=None if attention_pattern is None else Pattern.from_config(attention_pattern).to_config(),
+            attention_backend=attention_backend, attention_block_size=attention_block_size,
         )
         self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
         self.embed_dim = embed_dim
         self.pos_embed = build_pos_embed(pos_embed, embed_dim, self.grid)
-        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, norm_eps)
+        attend = grid_attention(attention_pattern, attention_backend, attention_block_size, self.grid)
+        self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, norm_eps,
+                                         attend)
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.apply(init_vit_weights)
         nn.init.xavier_uniform_(self.patch_embed.proj.weight.view(embed_dim, -1))
@@ -127,9 +150,7 @@ class VideoViT(nn.Module):
         x = self.patch_embed.embed_patches(patches)
         pos = self.pos_embed().to(x.dtype).expand(x.shape[0], -1, -1)
         x = x + (pos if ids_keep is None else gather_tokens(pos, ids_keep))
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
+        return self.norm(run_blocks(self.blocks, x, ids_keep))
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean over tokens: ``(B, N, D) -> (B, D)``."""
@@ -151,3 +172,8 @@ class VideoViT(nn.Module):
         self.pos_embed = build_pos_embed(cfg["pos_embed"], cfg["embed_dim"], self.grid).to(weight.weight.device)
         self.pos_embed.load_state_dict(old_pos)
         self.config = cfg
+        attend = grid_attention(cfg["attention_pattern"], cfg["attention_backend"], cfg["attention_block_size"],
+                                self.grid)
+        for block in self.blocks:
+            if isinstance(block, PatternBlock):  # time steps now hold another h·w, and N changed
+                block.attn.attend = attend

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vtrep.attention.attend import Backend, grid_attention
+from vtrep.attention.patterns.base import Pattern
 from vtrep.backbones.video_vit import init_vit_weights, transformer_blocks
+from vtrep.layers.attention import PatternBlock, run_blocks
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.masking.base import MaskOutput
 from vtrep.layers.tokens import gather_tokens
@@ -15,12 +18,19 @@ from vtrep.layers.tokens import gather_tokens
 
 @dataclass
 class MAEDecoderConfig:
-    """Decoder sizes. VideoMAE: depth 4; width 192 with ViT-S, 384 with ViT-B."""
+    """Decoder sizes. VideoMAE: depth 4; width 192 with ViT-S, 384 with ViT-B.
+
+    ``attention_*`` as in :class:`~vtrep.backbones.video_vit.VideoViT`: the decoder runs on every
+    token of the clip, so on long clips it is where a sparse pattern saves the most.
+    """
 
     dim: int = 192
     depth: int = 4
     num_heads: int = 3
     mlp_ratio: float = 4.0
+    attention_pattern: Pattern | None = None
+    attention_backend: Backend = "dense"
+    attention_block_size: int | None = None
 
 
 class MAEDecoder(nn.Module):
@@ -51,7 +61,8 @@ class MAEDecoder(nn.Module):
         self.encoder_to_decoder = nn.Linear(encoder_dim, cfg.dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = build_pos_embed(pos_embed, cfg.dim, grid)
-        self.blocks = transformer_blocks(cfg.dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, True, 0.0, norm_eps)
+        attend = grid_attention(cfg.attention_pattern, cfg.attention_backend, cfg.attention_block_size, grid)
+        self.blocks = transformer_blocks(cfg.dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, True, 0.0, norm_eps, attend)
         self.norm = nn.LayerNorm(cfg.dim, eps=norm_eps)
         self.head = nn.Linear(cfg.dim, patch_dim)
         self.apply(init_vit_weights)
@@ -73,6 +84,12 @@ class MAEDecoder(nn.Module):
             # Padding slots (dual masking) must not be attended to; their own outputs are discarded.
             keys = torch.cat([mask.valid.new_ones(batch, visible.shape[1]), mask.valid], dim=1)
             attn_mask = keys[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, attn_mask=attn_mask)
+        if isinstance(self.blocks[0], PatternBlock):
+            if attn_mask is not None:
+                raise ValueError("a sparse decoder does not support padded mask slots (dual masking); "
+                                 "use full attention in the decoder")
+            x = run_blocks(self.blocks, x, torch.cat([mask.ids_keep, mask.ids_mask], dim=1))
+        else:
+            for block in self.blocks:
+                x = block(x, attn_mask=attn_mask)
         return self.head(self.norm(x[:, -mask.num_masked:]))

@@ -45,3 +45,24 @@ class PatternBlock(Block):
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), positions)))
         return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+
+
+def run_blocks(blocks, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``blocks`` over ``x (B, N, D)``; pattern blocks see ``positions (B, N)`` (``None``: ``0..N-1``).
+
+    Tokens are sorted by position for the pattern blocks (so a local pattern stays block-sparse
+    whatever order a masking strategy returns) and put back in their given order at the end.
+    """
+    if not blocks or not isinstance(blocks[0], PatternBlock):
+        for block in blocks:
+            x = block(x)
+        return x
+    order = None
+    if positions is not None:
+        positions, order = positions.sort(dim=1)
+        x = torch.gather(x, 1, order[..., None].expand_as(x))
+    for block in blocks:
+        x = block(x, positions)
+    if order is not None:
+        x = torch.empty_like(x).scatter_(1, order[..., None].expand_as(x), x)
+    return x

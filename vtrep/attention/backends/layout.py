@@ -79,6 +79,18 @@ def kept_blocks(allowed: Allowed, num_queries: int, num_keys: int, block_size: i
     return torch.stack(rows, dim=-2)
 
 
+def _evaluate_by_query_blocks(allowed: Allowed, q_idx: torch.Tensor, k_idx: torch.Tensor) -> torch.Tensor:
+    """``allowed(q_idx (1, 1, nbq, bs, 1), k_idx (Bl, Hl, nbq, 1, L))`` a few query blocks at a time.
+
+    The rule's integer temporaries are 8× the bool result; chunks of about 2²⁰ entries keep them at 8 MB.
+    """
+    nbq = q_idx.shape[2]
+    per_block = q_idx.shape[3] * k_idx.shape[-1] * k_idx.shape[0] * k_idx.shape[1]
+    step = max(1, (1 << 20) // per_block)
+    parts = [allowed(q_idx[:, :, i:i + step], k_idx[:, :, i:i + step]) for i in range(0, nbq, step)]
+    return torch.cat(parts, dim=2)
+
+
 def layout_from_blocks(kept: torch.Tensor, allowed: Allowed, num_queries: int, num_keys: int,
                        block_size: int, allow_empty: bool = False, whole: torch.Tensor | None = None) -> BlockLayout:
     """The layout visiting the ``kept (Bl, Hl, nbq, nbk)`` block pairs, with ``allowed``'s token mask inside them.
@@ -97,7 +109,7 @@ def layout_from_blocks(kept: torch.Tensor, allowed: Allowed, num_queries: int, n
     q_idx = torch.arange(kept.shape[-2] * bs, device=device).view(1, 1, -1, bs, 1)  # (1, 1, nbq, bs, 1)
     k_idx = (order[..., None] * bs + torch.arange(bs, device=device)).flatten(-2)[..., None, :]  # (.., nbq, 1, K·bs)
     real_key = (k_idx < num_keys) & valid.repeat_interleave(bs, dim=-1)[..., None, :]
-    mask = allowed(q_idx.clamp(max=num_queries - 1), k_idx.clamp(max=num_keys - 1))
+    mask = _evaluate_by_query_blocks(allowed, q_idx.clamp(max=num_queries - 1), k_idx.clamp(max=num_keys - 1))
     if whole is not None:
         mask = mask | torch.gather(whole, -1, order).repeat_interleave(bs, dim=-1)[..., None, :]
     mask = mask & real_key

@@ -9,6 +9,11 @@ token ``i`` is ``i // tokens_per_step`` (``h·w`` for video, 1 for series).
 
 from __future__ import annotations
 
+import copy
+import importlib
+import inspect
+from typing import Any
+
 import torch
 
 
@@ -44,6 +49,35 @@ class Pattern:
         if self.causal:
             keep = keep & (self.time_step(kv_idx) <= self.time_step(q_idx))
         return keep
+
+    def on_grid(self, tokens_per_step: int) -> "Pattern":
+        """A copy measuring time in steps of ``tokens_per_step`` tokens (a backbone sets its ``h·w``).
+
+        A pattern configured with another ``tokens_per_step`` than 1 (the default) or this one is an error.
+        """
+        if self.tokens_per_step not in (1, tokens_per_step):
+            raise ValueError(f"{self!r} was given tokens_per_step={self.tokens_per_step}, but this backbone has "
+                             f"{tokens_per_step} tokens per time step; leave it unset")
+        placed = copy.copy(self)
+        placed.tokens_per_step = tokens_per_step
+        return placed
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"class_path", "init_args"}``: JSON for an artefact's config, and what ``from_config`` rebuilds."""
+        cls = type(self)
+        names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": {n: getattr(self, n) for n in names}}
+
+    @staticmethod
+    def from_config(config: "Pattern | dict[str, Any] | None") -> "Pattern | None":
+        """A pattern from :meth:`to_config`'s dict (only vtrep patterns), or the pattern / ``None`` itself."""
+        if config is None or isinstance(config, Pattern):
+            return config
+        class_path = config.get("class_path", "") if isinstance(config, dict) else ""
+        if not class_path.startswith("vtrep.attention."):
+            raise ValueError(f"not an attention pattern config: {config!r}")
+        module, _, name = class_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)(**config.get("init_args", {}))
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
