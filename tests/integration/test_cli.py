@@ -24,7 +24,8 @@ def run_cli(args: list[str]) -> None:
     main(args)
 
 
-@pytest.mark.parametrize("experiment", ["quickstart", "adamae_quickstart", "dual_masking_quickstart"])
+@pytest.mark.parametrize("experiment", ["quickstart", "adamae_quickstart", "dual_masking_quickstart",
+                                        "videomae_long_sparse"])
 def test_fast_dev_run_from_shipped_yaml(experiment, tmp_path, monkeypatch):
     monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
     run_cli(["fit", "--config", str(ROOT / f"configs/experiment/{experiment}.yaml"), *TINY_DATA,
@@ -70,7 +71,8 @@ def test_bad_patch_size_names_parameter(tmp_path, monkeypatch, capsys):
     assert "img_size=30 is not divisible by patch_size=4" in str(info.value) + capsys.readouterr().err
 
 
-@pytest.mark.parametrize("experiment", ["series_mae_quickstart", "pits_quickstart", "ts2vec_quickstart"])
+@pytest.mark.parametrize("experiment", ["series_mae_quickstart", "pits_quickstart", "ts2vec_quickstart",
+                                        "series_mae_sparse"])
 def test_series_mae_fast_dev_run(experiment, tmp_path):
     run_cli(["fit", "--config", str(ROOT / f"configs/experiment/{experiment}.yaml"),
              "--data.init_args.generated_per_class", "8", "--trainer.fast_dev_run", "2",

@@ -86,8 +86,8 @@ class PatternAttention:
             return blocked_attention(q, k, v, self._topk_layout(selected, rule, q, k, positions))
         if self.backend == "dense":
             return self._dense(q, k, v, positions)
-        if hasattr(self.pattern, "parts") and positions is None and q.shape[-2] == k.shape[-2]:
-            return union_attention(q, k, v, self._parts(q.shape[-2], q.device))
+        if positions is None and q.shape[-2] == k.shape[-2] and (parts := self._parts(q.shape[-2], q.device)):
+            return union_attention(q, k, v, parts)
         return blocked_attention(q, k, v, self._layout(q.shape[-2], k.shape[-2], q.device, positions))
 
     def _dense(self, q, k, v, positions):
@@ -104,16 +104,16 @@ class PatternAttention:
             self._cache[key] = block_layout(self.pattern, nq, nk, self.block_size, device)
         return self._cache[key]
 
-    def _parts(self, n: int, device) -> list:
-        """Per part of a union pattern (strided): its layout in its own token order, built once per length."""
+    def _parts(self, n: int, device) -> list | None:
+        """Per part of a union pattern (strided, fixed): its layout in its own token order, built once per
+        length; ``None`` for a pattern that is one part."""
         key = ("parts", n, str(device))
         if key not in self._cache:
-            parts = []
-            for part, order in self.pattern.parts(n):
-                positions = None if order is None else order.to(device)[None]
-                layout = block_layout(part, n, n, self.block_size, device, positions, allow_empty=True)
-                parts.append((layout, None if order is None else order.to(device)))
-            self._cache[key] = parts
+            split = self.pattern.parts(n)
+            self._cache[key] = None if len(split) == 1 else [
+                (block_layout(part, n, n, self.block_size, device, None if order is None else order.to(device)[None],
+                              allow_empty=True), None if order is None else order.to(device))
+                for part, order in split]
         return self._cache[key]
 
     def _topk_layout(self, selected, rule, q, k, positions) -> BlockLayout:

@@ -50,6 +50,11 @@ class Pattern:
             keep = keep & (self.time_step(kv_idx) <= self.time_step(q_idx))
         return keep
 
+    def parts(self, num_tokens: int) -> list[tuple["Pattern", torch.Tensor | None]]:
+        """Disjoint patterns whose union is this one, each with the token order (``None``: natural) in which
+        it is block-sparse; the blocked backend runs each and merges them exactly. Default: just itself."""
+        return [(self, None)]
+
     def on_grid(self, tokens_per_step: int) -> "Pattern":
         """A copy measuring time in steps of ``tokens_per_step`` tokens (a backbone sets its ``h·w``).
 

@@ -55,6 +55,8 @@ class OwnBlock(Pattern):
 class OtherSummaries(FixedPattern):
     """Summary steps of the other blocks: the second part of :class:`FixedPattern`, disjoint from the first."""
 
+    parts = Pattern.parts  # one part: itself
+
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
         tq, tk = self.time_step(q_idx), self.time_step(kv_idx)
         return (tq // self.block != tk // self.block) & (tk % self.block >= self.block - self.summary)

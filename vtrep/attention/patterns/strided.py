@@ -46,13 +46,10 @@ class StridedPattern(Pattern):
         return [(band, None), (ResidueClass(self.stride, self.tokens_per_step, self.causal), order)]
 
 
-class ResidueClass(Pattern):
+class ResidueClass(StridedPattern):
     """``Δt ≡ 0 (mod stride)`` and ``Δt ≠ 0``: the strided part of :class:`StridedPattern` without its band."""
 
-    def __init__(self, stride: int, tokens_per_step: int = 1, causal: bool = False) -> None:
-        check_positive(stride=stride)
-        super().__init__(tokens_per_step, causal)
-        self.stride = stride
+    parts = Pattern.parts  # one part: itself
 
     def allowed(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
         delta = self.time_step(q_idx) - self.time_step(kv_idx)
