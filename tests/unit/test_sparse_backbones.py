@@ -113,3 +113,23 @@ def test_sparse_backbone_round_trips_through_an_artefact(tmp_path):
 def test_bad_sparse_backbone_configs_fail_at_construction(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+@pytest.mark.parametrize("masking", ["tube", "adamae"])
+def test_mae_tasks_train_with_a_sparse_backbone_and_decoder(masking):
+    """VideoMAE and AdaMAE (whose sampler picks visible tokens anywhere) take the sparse backbone by config."""
+    from vtrep.masking import AdaMAESampler, TubeMasking
+    from vtrep.tasks import VideoMAETask
+
+    torch.manual_seed(0)
+    strategy = TubeMasking(0.75) if masking == "tube" else AdaMAESampler(0.75, num_heads=2)
+    decoder = MAEDecoderConfig(dim=16, depth=1, num_heads=2, attention_pattern=LocalWindow(1),
+                               attention_backend="blocked", attention_block_size=4)
+    task = VideoMAETask(sparse_vit(LocalWindow(1), attention_block_size=4), strategy, decoder, num_viz_clips=0,
+                        export_encoder=False)
+    _, mask, rec = task(torch.randn(2, 3, 16, 16, 16))
+    loss, _ = task.loss_parts(mask, rec)
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in task.backbone.blocks.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
