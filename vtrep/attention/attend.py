@@ -22,21 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from vtrep.attention.backends.blocked import blocked_attention
-from vtrep.attention.backends.union import union_attention
+from vtrep.attention.backends.dense import dense_attention, dense_rule_attention
 from vtrep.attention.backends.layout import (BlockLayout, block_layout, kept_blocks, layout_from_blocks,
                                              pattern_rule)
+from vtrep.attention.backends.union import union_attention
 from vtrep.attention.patterns.base import Pattern, check_positive
 from vtrep.attention.patterns.block_topk import BlockTopK
 
 Backend = Literal["dense", "blocked", "flex"]
 DEFAULT_BLOCK = {"dense": 64, "blocked": 64, "flex": 128}
-
-
-def rule_mask(rule, num_queries: int, num_keys: int, device) -> torch.Tensor:
-    """``(Bl, Hl, Nq, Nk)`` bool of an ``allowed`` rule over every query/key pair."""
-    q_idx = torch.arange(num_queries, device=device).view(1, 1, -1, 1)
-    kv_idx = torch.arange(num_keys, device=device).view(1, 1, 1, -1)
-    return rule(q_idx, kv_idx)
 
 
 class PatternAttention:
@@ -79,22 +73,15 @@ class PatternAttention:
             return self._flex(q, k, v, positions)
         if isinstance(self.pattern, BlockTopK):
             selected = self.pattern.select(q, k)
-            rule = self.pattern.selected_rule(selected, positions)
             if self.backend == "dense":
-                return F.scaled_dot_product_attention(q, k, v, attn_mask=rule_mask(rule, q.shape[-2], k.shape[-2],
-                                                                                    q.device))
-            return blocked_attention(q, k, v, self._topk_layout(selected, rule, q, k, positions))
+                return dense_rule_attention(q, k, v, self.pattern.selected_rule(selected, positions))
+            return blocked_attention(q, k, v, self._topk_layout(selected, q.shape[-2], k.shape[-2], q.device,
+                                                                positions))
         if self.backend == "dense":
-            return self._dense(q, k, v, positions)
+            return dense_attention(q, k, v, self.pattern, positions)
         if positions is None and q.shape[-2] == k.shape[-2] and (parts := self._parts(q.shape[-2], q.device)):
             return union_attention(q, k, v, parts)
         return blocked_attention(q, k, v, self._layout(q.shape[-2], k.shape[-2], q.device, positions))
-
-    def _dense(self, q, k, v, positions):
-        mask = rule_mask(pattern_rule(self.pattern, positions), q.shape[-2], k.shape[-2], q.device)
-        if not mask.any(-1).all():
-            raise ValueError(f"{self.pattern!r} leaves a query with no key to attend to")
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
     def _layout(self, nq: int, nk: int, device, positions) -> BlockLayout:
         if positions is not None:
@@ -116,15 +103,15 @@ class PatternAttention:
                 for part, order in split]
         return self._cache[key]
 
-    def _topk_layout(self, selected, rule, q, k, positions) -> BlockLayout:
-        nq, nk = q.shape[-2], k.shape[-2]
+    def _topk_layout(self, selected: torch.Tensor, nq: int, nk: int, device, positions) -> BlockLayout:
+        """Selected blocks in full, plus the local window's blocks with its token mask (those cached per length)."""
         local_rule = pattern_rule(self.pattern.local(), positions)
-        key = ("local", nq, nk, str(q.device))
+        key = ("local", nq, nk, str(device))
         if positions is not None:
-            local = kept_blocks(local_rule, nq, nk, self.block_size, q.device)
+            local = kept_blocks(local_rule, nq, nk, self.block_size, device)
         else:
             if key not in self._cache:
-                self._cache[key] = kept_blocks(local_rule, nq, nk, self.block_size, q.device)
+                self._cache[key] = kept_blocks(local_rule, nq, nk, self.block_size, device)
             local = self._cache[key]
         return layout_from_blocks(selected | local, local_rule, nq, nk, self.block_size, whole=selected)
 
