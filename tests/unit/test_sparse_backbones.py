@@ -133,3 +133,15 @@ def test_mae_tasks_train_with_a_sparse_backbone_and_decoder(masking):
     assert torch.isfinite(loss)
     grads = [p.grad for p in task.backbone.blocks.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_resizing_a_sparse_vit_rebuilds_its_pattern_for_the_new_grid():
+    model = sparse_vit(LocalWindow(1), attention_block_size=4)
+    model.resize(img_size=32, num_frames=8)  # grid (4, 4, 4): 16 tokens a step now
+    attend = model.blocks[0].attn.attend
+    assert attend is model.blocks[1].attn.attend and attend.pattern.tokens_per_step == 16
+    reference = VideoViT(**{**VIT, "img_size": 32, "num_frames": 8}, attention_pattern=LocalWindow(1),
+                         attention_backend="dense")
+    reference.load_state_dict(model.state_dict())
+    video = torch.randn(1, 3, 8, 32, 32)
+    torch.testing.assert_close(model(video), reference(video), atol=1e-5, rtol=1e-5)
