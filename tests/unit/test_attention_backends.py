@@ -148,3 +148,12 @@ def test_union_patterns_split_into_disjoint_block_sparse_parts(pattern):
     assert torch.equal(covered, materialise_mask(pattern, n, n).int())  # disjoint, and their union
     density = sum(layout.density for layout, _ in attend._parts(n, "cpu"))
     assert density < 0.3
+
+
+def test_positioned_layouts_are_reused_only_for_equal_positions():
+    attend, reference = PatternAttention(LocalWindow(2), "blocked", block_size=8), PatternAttention(LocalWindow(2))
+    q, k, v = random_qkv(30)
+    for seed in (0, 0, 1):  # the same positions twice (reused), then other positions (rebuilt)
+        generator = torch.Generator().manual_seed(seed)
+        positions = torch.stack([torch.randperm(90, generator=generator)[:30].sort().values for _ in range(2)])
+        torch.testing.assert_close(attend(q, k, v, positions), reference(q, k, v, positions))
