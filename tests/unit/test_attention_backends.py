@@ -157,3 +157,13 @@ def test_positioned_layouts_are_reused_only_for_equal_positions():
         generator = torch.Generator().manual_seed(seed)
         positions = torch.stack([torch.randperm(90, generator=generator)[:30].sort().values for _ in range(2)])
         torch.testing.assert_close(attend(q, k, v, positions), reference(q, k, v, positions))
+
+
+@pytest.mark.slow
+def test_flex_inference_on_cpu_with_positions_equals_dense():
+    positions = torch.stack([torch.randperm(400)[:301].sort().values for _ in range(2)])
+    q, k, v = (torch.randn(2, 3, 301, 16) for _ in range(3))
+    with torch.no_grad():
+        fast = PatternAttention(LocalWindow(5), "flex")(q, k, v, positions)
+        reference = PatternAttention(LocalWindow(5), "dense")(q, k, v, positions)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
