@@ -1,0 +1,174 @@
+"""The shared sparse-autoencoder base: parameters, decoder-norm handling, bias init, input scaling.
+
+Axes: ``n`` feature vectors (tokens of any clip or series, flattened), ``d`` input width (``D`` of
+the encoder), ``K`` latents, ``k`` active latents.
+
+``x (n, d) → pre = (x/s − b_dec) W_enc + b_enc (n, K) → codes = activate(pre) → x̂ = s·(codes W_dec + b_dec)``
+
+- ``s`` is the input scale (``input_scale``, a buffer; 1 until :meth:`fit_input_scale`), chosen so that
+  ``E‖x/s‖² = d`` (Anthropic's and SAELens's dataset normalisation) — thresholds, bandwidths and L1
+  coefficients then mean the same on every encoder. :meth:`fold_input_scale` moves ``s`` into the
+  weights for export, after which ``s = 1`` and outputs are unchanged.
+- Decoder rows (``W_dec[i]``, one per latent) are kept at unit norm: :meth:`remove_parallel_gradient`
+  before each optimiser step and :meth:`normalise_decoder` after it (OpenAI / sparsify / SAELens).
+- ``b_dec`` starts at the data's geometric median or mean (:meth:`init_decoder_bias`); ``W_enc``
+  starts as ``W_decᵀ`` (tied initialisation, as in OpenAI's and sparsify's TopK SAEs).
+
+Subclasses implement :meth:`activate` and, when they need more than the reconstruction MSE,
+:meth:`sparsity_loss`. Every variant returns one :class:`SAEOutput`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SAEOutput:
+    """``loss`` (scalar), its named ``parts``, ``codes (n, K)`` and the reconstruction ``x_hat (n, d)``
+    (both in the scaled input space ``x / s``)."""
+
+    loss: torch.Tensor
+    codes: torch.Tensor
+    x_hat: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class SparseAutoencoder(nn.Module):
+    """Base class of every SAE variant.
+
+    Args:
+        d_in: input width ``d``.
+        num_latents: dictionary size ``K`` (e.g. 16 × ``d``).
+    """
+
+    def __init__(self, d_in: int, num_latents: int) -> None:
+        super().__init__()
+        for name, value in (("d_in", d_in), ("num_latents", num_latents)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.d_in, self.num_latents = d_in, num_latents
+        decoder = torch.randn(num_latents, d_in)
+        self.W_dec = nn.Parameter(decoder / decoder.norm(dim=1, keepdim=True))
+        self.W_enc = nn.Parameter(self.W_dec.detach().t().clone())
+        self.b_enc = nn.Parameter(torch.zeros(num_latents))
+        self.b_dec = nn.Parameter(torch.zeros(d_in))
+        self.register_buffer("input_scale", torch.tensor(1.0))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (what an artefact stores beside the weights); subclasses add theirs."""
+        return {"d_in": self.d_in, "num_latents": self.num_latents}
+
+    # -- forward -------------------------------------------------------------------------------------
+    def scale_input(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_width(x)
+        return x / self.input_scale
+
+    def pre_activation(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        """``(n, d)`` scaled inputs → ``(n, K)`` pre-activations."""
+        return torch.addmm(self.b_enc, x_scaled - self.b_dec, self.W_enc)
+
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        """``(n, K)`` pre-activations → codes (mostly zeros)."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs ``(n, d)`` → codes ``(n, K)``."""
+        return self.activate(self.pre_activation(self.scale_input(x)))
+
+    def decode_scaled(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(n, K)`` → reconstruction in the scaled space ``(n, d)``."""
+        return torch.addmm(self.b_dec, codes, self.W_dec)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(n, K)`` → reconstruction of the raw input ``(n, d)``."""
+        return self.decode_scaled(codes) * self.input_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    # -- loss ----------------------------------------------------------------------------------------
+    def loss(self, x: torch.Tensor) -> SAEOutput:
+        """Reconstruction MSE (mean over ``n·d`` entries, scaled space) plus the variant's sparsity terms."""
+        x_scaled = self.scale_input(x)
+        pre = self.pre_activation(x_scaled)
+        codes = self.activate(pre)
+        x_hat = self.decode_scaled(codes)
+        mse = (x_hat - x_scaled).pow(2).mean()
+        parts = {"mse": mse, **self.sparsity_loss(x_scaled, pre, codes, x_hat)}
+        return SAEOutput(sum(parts.values()), codes, x_hat, parts)
+
+    def sparsity_loss(self, x_scaled: torch.Tensor, pre: torch.Tensor, codes: torch.Tensor,
+                      x_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra loss terms (already weighted); none by default (TopK-style variants are sparse by construction)."""
+        return {}
+
+    # -- decoder geometry ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Rescale every decoder row to unit norm."""
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """Drop the component of each decoder row's gradient along the row (it would only change its norm)."""
+        if self.W_dec.grad is None:
+            return
+        unit = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.W_dec.grad.sub_((self.W_dec.grad * unit).sum(dim=1, keepdim=True) * unit)
+
+    # -- data-dependent initialisation ----------------------------------------------------------------
+    @torch.no_grad()
+    def fit_input_scale(self, x: torch.Tensor) -> float:
+        """Set ``s`` so that the mean squared norm of ``x / s`` is ``d``; returns ``s``."""
+        self._check_width(x)
+        scale = (x.float().pow(2).sum(dim=1).mean() / self.d_in).sqrt().clamp_min(1e-12)
+        self.input_scale.fill_(scale)
+        return float(scale)
+
+    @torch.no_grad()
+    def init_decoder_bias(self, x: torch.Tensor, method: Literal["geometric_median", "mean"] = "geometric_median",
+                          iterations: int = 100) -> None:
+        """``b_dec`` from a sample ``x (n, d)`` of raw inputs (scaled first)."""
+        x_scaled = self.scale_input(x).float()
+        if method == "mean":
+            centre = x_scaled.mean(dim=0)
+        elif method == "geometric_median":
+            centre = geometric_median(x_scaled, iterations)
+        else:
+            raise ValueError(f"method must be 'geometric_median' or 'mean', got {method!r}")
+        self.b_dec.copy_(centre)
+
+    @torch.no_grad()
+    def fold_input_scale(self) -> None:
+        """Move ``s`` into the weights (``W_enc/s``, ``s·W_dec``, ``s·b_dec``) so raw inputs need no scaling.
+
+        Outputs are unchanged; decoder rows then have norm ``s`` instead of 1.
+        """
+        scale = self.input_scale.clone()
+        self.W_enc.div_(scale)
+        self.W_dec.mul_(scale)
+        self.b_dec.mul_(scale)
+        self.input_scale.fill_(1.0)  # pre-activations are unchanged, so thresholds stay valid
+
+    def _check_width(self, x: torch.Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.d_in:
+            raise ValueError(f"{type(self).__name__} expects inputs (n, {self.d_in}), got {tuple(x.shape)}")
+
+
+@torch.no_grad()
+def geometric_median(points: torch.Tensor, iterations: int = 100, eps: float = 1e-8) -> torch.Tensor:
+    """Weiszfeld's algorithm: the point minimising the summed Euclidean distance to ``points (n, d)``."""
+    median = points.mean(dim=0)
+    for _ in range(iterations):
+        weights = 1.0 / (points - median).norm(dim=1).clamp_min(eps)
+        update = (weights[:, None] * points).sum(dim=0) / weights.sum()
+        if (update - median).norm() < eps * (1 + median.norm()):
+            return update
+        median = update
+    return median
