@@ -10,6 +10,19 @@ the ``aux_k`` largest pre-activations among dead latents reconstruct the **detac
 same up to the mean), weighted by ``aux_coef`` (1/32). Defaults follow OpenAI / sparsify:
 ``aux_k = d_in / 2``, dead after 10M tokens (SAELens uses 1000 steps; pass a smaller count for
 short runs). The dead counter advances only in training mode.
+
+Sparse fast path (``sparse_path``; :mod:`vtrep.sae.sparse_ops`): :meth:`TopKSAE.loss` can encode with
+:class:`~vtrep.sae.sparse_ops.TopKEncode` (dense forward ``addmm`` + top-k, backward over the ``k``
+active latents only) and decode with :func:`~vtrep.sae.sparse_ops.sparse_decode` (``embedding_bag``),
+so two of a step's three ``O(n·K·d)`` matmuls and the dense decode become ``O(n·k·d)``. The loss, its
+parts, ``x_hat`` and every gradient equal the dense path's (up to float summation order); ``codes``
+is still the dense ``(n, K)`` tensor (a scatter of the active values, differentiable through them).
+AuxK on this path picks the dead latents from the dense pre-activations computed once (no grad) by
+the encode and attaches the gradient of the ``aux_k`` picked ones through
+:class:`~vtrep.sae.sparse_ops.GatheredLinear`, so it too is exact and sparse in the backward.
+``sparse_path=None`` (default) turns it on when ``num_latents >= 8·k``. Only :class:`TopKSAE` itself
+uses it: subclasses that override :meth:`activate`, :meth:`loss` or :meth:`sparsity_loss`
+(BatchTopK, Matryoshka) always take the dense path and ``sparse_path`` is not in their ``config``.
 """
 
 from __future__ import annotations
@@ -18,7 +31,8 @@ from typing import Any
 
 import torch
 
-from vtrep.sae.base import SparseAutoencoder
+from vtrep.sae.base import SAEOutput, SparseAutoencoder
+from vtrep.sae.sparse_ops import dense_codes, gathered_linear, sparse_decode, topk_encode
 
 
 def topk_codes(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -37,10 +51,14 @@ class TopKSAE(SparseAutoencoder):
         aux_k: dead latents used by AuxK (default ``d_in // 2``); 0 disables AuxK.
         aux_coef: AuxK weight (1/32).
         dead_after_tokens: inputs without firing after which a latent counts as dead.
+        sparse_path: use the sparse fast path in :meth:`loss` (see the module docstring); ``None``
+            chooses it when ``num_latents >= 8 * k``. Ignored (dense) for subclasses that change the
+            activation or the loss.
     """
 
     def __init__(self, d_in: int, num_latents: int, k: int = 32, aux_k: int | None = None,
-                 aux_coef: float = 1 / 32, dead_after_tokens: int = 10_000_000) -> None:
+                 aux_coef: float = 1 / 32, dead_after_tokens: int = 10_000_000,
+                 sparse_path: bool | None = None) -> None:
         super().__init__(d_in, num_latents)
         if not isinstance(k, int) or not 0 < k <= num_latents:
             raise ValueError(f"k must be an integer in [1, num_latents={num_latents}], got {k!r}")
@@ -50,11 +68,29 @@ class TopKSAE(SparseAutoencoder):
             raise ValueError(f"aux_k must be >= 0, got {aux_k}")
         self.aux_coef, self.dead_after_tokens = aux_coef, dead_after_tokens
         self.register_buffer("tokens_since_fired", torch.zeros(num_latents, dtype=torch.long))
+        if sparse_path is not None and not isinstance(sparse_path, bool):
+            raise ValueError(f"sparse_path must be True, False or None, got {sparse_path!r}")
+        self.sparse_path = sparse_path
 
     @property
     def config(self) -> dict[str, Any]:
-        return {**super().config, "k": self.k, "aux_k": self.aux_k, "aux_coef": self.aux_coef,
-                "dead_after_tokens": self.dead_after_tokens}
+        config = {**super().config, "k": self.k, "aux_k": self.aux_k, "aux_coef": self.aux_coef,
+                  "dead_after_tokens": self.dead_after_tokens}
+        if self._sparse_path_supported():
+            config["sparse_path"] = self.sparse_path
+        return config
+
+    @classmethod
+    def _sparse_path_supported(cls) -> bool:
+        """The sparse path reproduces TopKSAE's own activate / loss / sparsity_loss only."""
+        return all(getattr(cls, name) is getattr(TopKSAE, name) for name in ("activate", "loss", "sparsity_loss"))
+
+    @property
+    def uses_sparse_path(self) -> bool:
+        """Whether :meth:`loss` takes the sparse path (``sparse_path``, or ``num_latents >= 8·k`` if None)."""
+        if not self._sparse_path_supported():
+            return False
+        return self.num_latents >= 8 * self.k if self.sparse_path is None else self.sparse_path
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         return topk_codes(pre, self.k)
@@ -68,6 +104,37 @@ class TopKSAE(SparseAutoencoder):
     def update_firing(self, codes: torch.Tensor) -> None:
         self.tokens_since_fired += codes.shape[0]
         self.tokens_since_fired[(codes > 0).any(dim=0)] = 0
+
+    @torch.no_grad()
+    def update_firing_sparse(self, values: torch.Tensor, indices: torch.Tensor) -> None:
+        """:meth:`update_firing` from the active ``values``/``indices`` ``(n, k)``."""
+        self.tokens_since_fired += values.shape[0]
+        self.tokens_since_fired[indices[values > 0]] = 0
+
+    def loss(self, x: torch.Tensor) -> SAEOutput:
+        """As the base class (MSE + AuxK); on the sparse path see the module docstring."""
+        if not self.uses_sparse_path:
+            return super().loss(x)
+        x_scaled = self.scale_input(x)
+        x_centered = x_scaled - self.b_dec
+        values, indices, pre = topk_encode(x_centered, self.W_enc, self.b_enc, self.k, True)
+        x_hat = sparse_decode(values, indices, self.W_dec, self.b_dec)
+        mse = (x_hat - x_scaled).pow(2).mean()
+        parts = {"mse": mse}
+        if self.training:
+            self.update_firing_sparse(values, indices)
+        dead = self.dead
+        if self.aux_k > 0 and bool(dead.any()):
+            residual = (x_scaled - x_hat).detach()
+            k_aux = min(self.aux_k, int(dead.sum()))
+            aux_pre, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1, sorted=False)
+            aux_values = gathered_linear(aux_pre, x_centered, self.W_enc, self.b_enc, aux_indices).relu()
+            residual_hat = sparse_decode(aux_values, aux_indices, self.W_dec)
+            variance = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
+            parts["auxk"] = self.aux_coef * (residual_hat - residual).pow(2).sum() / variance
+        del pre
+        codes = dense_codes(values, indices, self.num_latents)
+        return SAEOutput(sum(parts.values()), codes, x_hat, parts)
 
     def sparsity_loss(self, x_scaled, pre, codes, x_hat) -> dict[str, torch.Tensor]:
         if self.training:
