@@ -1,0 +1,165 @@
+"""Token features on disk: safetensors shards with per-token metadata, streamed through a shuffling buffer.
+
+A feature folder holds ``shard_00000.safetensors ...`` — each with ``features (rows, d)`` and
+``meta (rows, M)`` int64 (e.g. ``clip, t, h, w, label`` for video tokens, ``series, channel, patch,
+label`` for series) — and ``index.json`` (width, dtype, metadata names, rows per shard), written
+last, so a folder without it is an unfinished extraction. Shards are memory-mapped when read, so a
+dataset larger than memory streams: :class:`FeatureShards` visits shards in a fresh random order
+each epoch, keeps up to ``buffer_rows`` rows in a buffer and yields random batches from it
+(DataLoader workers split the shards between them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+INDEX = "index.json"
+
+
+class FeatureShardWriter:
+    """Append ``(features (n, d), meta (n, M))`` and write shards of ``shard_rows`` rows; :meth:`close` writes the index.
+
+    Refuses a folder that already holds features, so an extraction never overwrites another.
+    """
+
+    def __init__(self, root: str | os.PathLike, meta_names: list[str], shard_rows: int = 1 << 18,
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.root = Path(root)
+        if (self.root / INDEX).exists() or any(self.root.glob("shard_*.safetensors")):
+            raise FileExistsError(f"{self.root} already holds features; extract into a new folder")
+        if shard_rows <= 0:
+            raise ValueError(f"shard_rows must be a positive integer, got {shard_rows}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.meta_names, self.shard_rows, self.dtype = list(meta_names), shard_rows, dtype
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.pending_rows, self.shards, self.width = 0, [], None
+
+    def add(self, features: torch.Tensor, meta: torch.Tensor) -> None:
+        if features.dim() != 2 or meta.shape != (features.shape[0], len(self.meta_names)):
+            raise ValueError(f"expected features (n, d) and meta (n, {len(self.meta_names)}), got "
+                             f"{tuple(features.shape)} and {tuple(meta.shape)}")
+        if self.width is None:
+            self.width = features.shape[1]
+        elif features.shape[1] != self.width:
+            raise ValueError(f"feature width changed from {self.width} to {features.shape[1]}")
+        self.pending.append((features.detach().to("cpu", self.dtype), meta.detach().to("cpu", torch.long)))
+        self.pending_rows += features.shape[0]
+        while self.pending_rows >= self.shard_rows:
+            self._flush(self.shard_rows)
+
+    def _flush(self, rows: int) -> None:
+        features = torch.cat([f for f, _ in self.pending])
+        meta = torch.cat([m for _, m in self.pending])
+        name = f"shard_{len(self.shards):05d}.safetensors"
+        tmp = self.root / f".{name}.tmp"
+        save_file({"features": features[:rows].contiguous(), "meta": meta[:rows].contiguous()}, str(tmp))
+        os.replace(tmp, self.root / name)
+        self.shards.append({"file": name, "rows": rows})
+        self.pending = [(features[rows:], meta[rows:])] if rows < len(features) else []
+        self.pending_rows = len(features) - rows
+
+    def close(self) -> Path:
+        if self.pending_rows:
+            self._flush(self.pending_rows)
+        if not self.shards:
+            raise ValueError("no features were added")
+        index = {"width": self.width, "dtype": str(self.dtype).removeprefix("torch."), "meta": self.meta_names,
+                 "shards": self.shards}
+        (self.root / INDEX).write_text(json.dumps(index, indent=2))
+        return self.root
+
+
+def read_index(root: str | os.PathLike) -> dict:
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a feature folder, or its extraction did not finish")
+    return json.loads(path.read_text())
+
+
+class FeatureShards(IterableDataset):
+    """Random batches ``{"features": (b, d), "meta": (b, M)}`` streamed from some shards of a feature folder.
+
+    Args:
+        root: the feature folder.
+        shards: which shard numbers to read (``None``: all).
+        batch_size: rows per batch (the last batch of an epoch may be smaller).
+        buffer_rows: rows held for shuffling (a larger buffer mixes shards better).
+        shuffle: random shard order and rows; ``False`` reads everything in order.
+        seed: base seed; epoch ``e`` uses ``seed + e``.
+    """
+
+    def __init__(self, root: str | os.PathLike, shards: list[int] | None = None, batch_size: int = 4096,
+                 buffer_rows: int = 1 << 18, shuffle: bool = True, seed: int = 0) -> None:
+        self.root, self.index = Path(root), read_index(root)
+        self.shards = list(range(len(self.index["shards"]))) if shards is None else list(shards)
+        self.batch_size, self.buffer_rows, self.shuffle, self.seed = batch_size, buffer_rows, shuffle, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        rows = sum(self.index["shards"][i]["rows"] for i in self.shards)
+        return math.ceil(rows / self.batch_size)
+
+    def _read(self, shard: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with safe_open(str(self.root / self.index["shards"][shard]["file"]), framework="pt") as handle:
+            return handle.get_tensor("features"), handle.get_tensor("meta")
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = [self.shards[i] for i in torch.randperm(len(self.shards), generator=generator)] if self.shuffle \
+            else list(self.shards)
+        worker = get_worker_info()
+        if worker is not None:
+            order = order[worker.id::worker.num_workers]
+        features = meta = None
+        keep = self.buffer_rows if self.shuffle else 0
+        for shard in order:
+            f, m = self._read(shard)
+            features = f if features is None else torch.cat([features, f])
+            meta = m if meta is None else torch.cat([meta, m])
+            if self.shuffle:  # once per shard: rows of this and earlier shards mix in the buffer
+                pick = torch.randperm(len(features), generator=generator)
+                features, meta = features[pick], meta[pick]
+            while len(features) >= keep + self.batch_size:
+                yield self._batch(features, meta)
+                features, meta = features[self.batch_size:], meta[self.batch_size:]
+        while features is not None and len(features):
+            yield self._batch(features, meta)
+            features, meta = features[self.batch_size:], meta[self.batch_size:]
+
+    def _batch(self, features: torch.Tensor, meta: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"features": features[:self.batch_size].float(), "meta": meta[:self.batch_size]}
+
+
+class FeatureDataModule(L.LightningDataModule):
+    """Training and validation batches from one feature folder; the last ``val_shards`` shards validate."""
+
+    def __init__(self, root: str, batch_size: int = 4096, buffer_rows: int = 1 << 18, val_shards: int = 1,
+                 num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        count = len(read_index(root)["shards"])
+        if not 0 <= val_shards < count:
+            raise ValueError(f"val_shards must be in [0, {count - 1}] for a folder of {count} shards, got {val_shards}")
+        self.root, self.batch_size, self.buffer_rows = root, batch_size, buffer_rows
+        self.val_shards, self.num_workers, self.seed, self.count = val_shards, num_workers, seed, count
+
+    def train_dataloader(self) -> DataLoader:
+        shards = list(range(self.count - self.val_shards))
+        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=True, seed=self.seed)
+        # persistent workers keep their dataset copy, so its epoch counter (the shuffle seed) advances
+        return DataLoader(data, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        shards = list(range(self.count - self.val_shards, self.count))
+        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=False)
+        return DataLoader(data, batch_size=None, num_workers=self.num_workers)

@@ -1,0 +1,93 @@
+"""Feature shards: writing, streaming with a shuffling buffer, the datamodule split, video token extraction."""
+
+import pytest
+import torch
+
+from datamodules.features import FeatureDataModule, FeatureShards, FeatureShardWriter, read_index
+
+
+def write(root, rows=1000, width=4, shard_rows=128):
+    writer = FeatureShardWriter(root, ["row"], shard_rows=shard_rows)
+    features = torch.arange(rows * width, dtype=torch.float32).view(rows, width)
+    for chunk in range(0, rows, 77):  # uneven appends across shard boundaries
+        writer.add(features[chunk:chunk + 77], torch.arange(chunk, min(chunk + 77, rows))[:, None])
+    writer.close()
+    return features
+
+
+def test_every_row_is_streamed_once_per_epoch_in_a_new_order(tmp_path):
+    features = write(tmp_path)
+    index = read_index(tmp_path)
+    assert [s["rows"] for s in index["shards"]] == [128] * 7 + [104]
+    data = FeatureShards(tmp_path, batch_size=50, buffer_rows=200, seed=3)
+    epochs = []
+    for _ in range(2):
+        batches = list(data)
+        rows = torch.cat([b["meta"][:, 0] for b in batches])
+        assert sorted(rows.tolist()) == list(range(1000))
+        for batch in batches:  # features travel with their metadata
+            torch.testing.assert_close(batch["features"], features[batch["meta"][:, 0]])
+        epochs.append(rows)
+    assert not torch.equal(epochs[0], epochs[1])
+    ordered = torch.cat([b["meta"][:, 0] for b in FeatureShards(tmp_path, batch_size=64, shuffle=False)])
+    assert torch.equal(ordered, torch.arange(1000))
+    assert len(data) == 20
+
+
+def test_an_existing_or_unfinished_folder_is_protected(tmp_path):
+    write(tmp_path / "done")
+    with pytest.raises(FileExistsError, match="already holds features"):
+        FeatureShardWriter(tmp_path / "done", ["row"])
+    writer = FeatureShardWriter(tmp_path / "partial", ["row"], shard_rows=10)
+    writer.add(torch.randn(25, 3), torch.zeros(25, 1, dtype=torch.long))  # two shards, no index yet
+    with pytest.raises(FileNotFoundError, match="extraction did not finish"):
+        FeatureShards(tmp_path / "partial")
+    with pytest.raises(ValueError, match=r"expected features \(n, d\) and meta \(n, 1\)"):
+        writer.add(torch.randn(5, 3), torch.zeros(5, 2, dtype=torch.long))
+
+
+def test_datamodule_validates_on_the_last_shards(tmp_path):
+    write(tmp_path)
+    module = FeatureDataModule(str(tmp_path), batch_size=100, buffer_rows=100, val_shards=2)
+    train = torch.cat([b["meta"][:, 0] for b in module.train_dataloader()])
+    val = torch.cat([b["meta"][:, 0] for b in module.val_dataloader()])
+    assert sorted(train.tolist()) == list(range(768)) and val.tolist() == list(range(768, 1000))
+    with pytest.raises(ValueError, match="val_shards must be in"):
+        FeatureDataModule(str(tmp_path), val_shards=8)
+
+
+def test_video_tokens_are_written_with_their_grid_positions_and_labels(tmp_path):
+    from vtrep.backbones import VideoViT
+    from vtrep.eval.extract import VIDEO_META, extract_video_tokens
+
+    torch.manual_seed(0)
+    backbone = VideoViT(img_size=16, num_frames=4, patch_size=8, tubelet_size=2, embed_dim=12, depth=1, num_heads=2)
+    clips, labels = torch.randn(5, 3, 4, 16, 16), torch.tensor([0, 1, 1, 0, 1])
+    loader = [(clips[:3], labels[:3]), (clips[3:], labels[3:])]
+    writer = FeatureShardWriter(tmp_path, VIDEO_META, shard_rows=16)
+    assert extract_video_tokens(backbone, loader, writer) == 5
+    writer.close()
+    batches = list(FeatureShards(tmp_path, batch_size=8, shuffle=False))
+    features = torch.cat([b["features"] for b in batches])
+    meta = torch.cat([b["meta"] for b in batches])
+    assert features.shape == (5 * 8, 12)  # grid (2, 2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(features, backbone.forward_features(clips).reshape(-1, 12))
+    assert meta[9].tolist() == [1, 0, 0, 1, 1]  # clip 1, token 1 = (t 0, h 0, w 1), label 1
+    assert meta[:, 0].tolist() == [c for c in range(5) for _ in range(8)]
+    assert meta[:, 4].tolist() == [int(labels[c]) for c in range(5) for _ in range(8)]
+
+
+def test_sae_task_trains_from_feature_shards(tmp_path):
+    import lightning as L
+
+    from vtrep.sae import TopKSAE
+    from vtrep.tasks import SAETask
+
+    write(tmp_path, rows=600, width=8, shard_rows=100)
+    module = FeatureDataModule(str(tmp_path), batch_size=64, buffer_rows=128)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    task = SAETask(TopKSAE(8, 16, k=2))
+    trainer.fit(task, datamodule=module)
+    assert bool(task.initialised) and "val/fvu" in trainer.callback_metrics
