@@ -91,3 +91,27 @@ def test_sae_task_trains_from_feature_shards(tmp_path):
     task = SAETask(TopKSAE(8, 16, k=2))
     trainer.fit(task, datamodule=module)
     assert bool(task.initialised) and "val/fvu" in trainer.callback_metrics
+
+
+def test_sae_task_probe_check_compares_original_and_reconstructed_features(tmp_path):
+    """Clips whose tokens carry their class along one direction: both probes see it when the SAE keeps it."""
+    import lightning as L
+
+    from vtrep.sae import TopKSAE
+    from vtrep.tasks import SAETask
+
+    torch.manual_seed(0)
+    writer = FeatureShardWriter(tmp_path, ["clip", "label"], shard_rows=400)
+    for clip in range(80):
+        label = clip % 4 // 2  # even and odd clips both hold both classes
+        tokens = torch.randn(10, 8) * 0.3
+        tokens[:, label] += 2.0
+        writer.add(tokens, torch.tensor([[clip, label]] * 10))
+    writer.close()
+    module = FeatureDataModule(str(tmp_path), batch_size=100, buffer_rows=100, val_shards=1)
+    task = SAETask(TopKSAE(8, 32, k=2), lr=3e-3, probe_check=True)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(task, datamodule=module)
+    logged = trainer.callback_metrics
+    assert logged["val/probe_original"] == 1.0 and logged["val/probe_reconstructed"] >= 0.9

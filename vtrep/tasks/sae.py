@@ -34,6 +34,40 @@ def batch_features(batch) -> torch.Tensor:
     return batch.float()
 
 
+class PooledFeatures:
+    """Per-clip sums of original and reconstructed token features, for the downstream probe check."""
+
+    def __init__(self) -> None:
+        self.clips: dict[int, list] = {}
+
+    @torch.no_grad()
+    def update(self, clip: torch.Tensor, label: torch.Tensor, x: torch.Tensor, x_hat: torch.Tensor) -> None:
+        for c in clip.unique().tolist():
+            rows = clip == c
+            entry = self.clips.setdefault(c, [0.0, 0.0, 0, int(label[rows][0])])
+            entry[0] = entry[0] + x[rows].sum(0).double().cpu()
+            entry[1] = entry[1] + x_hat[rows].sum(0).double().cpu()
+            entry[2] += int(rows.sum())
+
+    def probe(self) -> dict[str, float]:
+        """Top-1 of a linear probe on mean-pooled original vs reconstructed features (even clips train, odd test)."""
+        from vtrep.eval.linear_probe import fit_linear_probe
+
+        ids = sorted(self.clips)
+        labels = torch.tensor([self.clips[c][3] for c in ids])
+        if (labels < 0).any():
+            raise ValueError("probe_check needs a label for every clip (meta label column is -1)")
+        train, test = torch.arange(len(ids)) % 2 == 0, torch.arange(len(ids)) % 2 == 1
+        results = {}
+        # validation runs in inference mode; the probe trains, so it needs ordinary tensors and autograd
+        with torch.inference_mode(False), torch.enable_grad():
+            for name, slot in (("original", 0), ("reconstructed", 1)):
+                pooled = torch.stack([self.clips[c][slot].clone() / self.clips[c][2] for c in ids]).float()
+                results[name] = fit_linear_probe(pooled[train], labels[train].clone(), pooled[test],
+                                                 labels[test].clone(), int(labels.max()) + 1).top1
+        return results
+
+
 class SAETask(L.LightningModule):
     """Args:
         sae: the variant (``class_path`` in YAML), e.g. :class:`~vtrep.sae.topk.TopKSAE`.
@@ -41,11 +75,17 @@ class SAETask(L.LightningModule):
         decoder_bias_init: ``geometric_median``, ``mean`` or ``none``.
         normalise_input: fit the input scale on the first batch.
         dense_threshold: firing rate above which a latent counts as dense in the metrics.
+        probe_check: at each validation end, the downstream check — mean-pool the original and the
+            reconstructed token features per clip/series (``meta[:, clip_column]``), fit the linear
+            probe (:func:`~vtrep.eval.linear_probe.fit_linear_probe`) on even-numbered clips, test on
+            odd ones, log ``val/probe_original`` and ``val/probe_reconstructed`` (batches must be dicts
+            with ``meta``; the label is ``meta[:, label_column]``).
     """
 
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
                  decoder_bias_init: Literal["geometric_median", "mean", "none"] = "geometric_median",
-                 normalise_input: bool = True, dense_threshold: float = 0.1) -> None:
+                 normalise_input: bool = True, dense_threshold: float = 0.1, probe_check: bool = False,
+                 clip_column: int = 0, label_column: int = -1) -> None:
         super().__init__()
         if decoder_bias_init not in ("geometric_median", "mean", "none"):
             raise ValueError(f"decoder_bias_init must be 'geometric_median', 'mean' or 'none', got {decoder_bias_init!r}")
@@ -54,6 +94,8 @@ class SAETask(L.LightningModule):
         self.decoder_bias_init, self.normalise_input = decoder_bias_init, normalise_input
         self.register_buffer("initialised", torch.tensor(False))
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
+        self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
+        self.pooled = PooledFeatures()
 
     @torch.no_grad()
     def initialise_from(self, x: torch.Tensor) -> None:
@@ -85,12 +127,21 @@ class SAETask(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x = batch_features(batch)
         codes = self.sae.encode(x)
-        self.metrics.update(x, self.sae.decode(codes), codes)
+        x_hat = self.sae.decode(codes)
+        self.metrics.update(x, x_hat, codes)
+        if self.probe_check:
+            if not isinstance(batch, dict) or "meta" not in batch:
+                raise ValueError("probe_check needs dict batches with 'meta' (clip and label columns)")
+            meta = batch["meta"]
+            self.pooled.update(meta[:, self.clip_column], meta[:, self.label_column], x, x_hat)
 
     def on_validation_epoch_end(self) -> None:
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
+        if self.probe_check and self.pooled.clips:
+            self.log_dict({f"val/probe_{name}": value for name, value in self.pooled.probe().items()})
         self.metrics.reset()
+        self.pooled = PooledFeatures()
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.sae.parameters(), lr=self.lr)
