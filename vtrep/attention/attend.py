@@ -92,33 +92,32 @@ class PatternAttention:
             layout = block_layout(self.pattern, nq, nk, self.block_size, device, positions)
             self._cache["positioned"] = (positions.clone(), layout)
             return layout
-        key = ("layout", nq, nk, str(device))
+        return self._cached(("layout", nq, nk, str(device)),
+                            lambda: block_layout(self.pattern, nq, nk, self.block_size, device))
+
+    def _cached(self, key: tuple, build):
+        """``build()`` once per ``key`` (length and device): static layouts are reused by every call and layer."""
         if key not in self._cache:
-            self._cache[key] = block_layout(self.pattern, nq, nk, self.block_size, device)
+            self._cache[key] = build()
         return self._cache[key]
 
     def _parts(self, n: int, device) -> list | None:
         """Per part of a union pattern (strided, fixed): its layout in its own token order, built once per
         length; ``None`` for a pattern that is one part."""
-        key = ("parts", n, str(device))
-        if key not in self._cache:
-            split = self.pattern.parts(n)
-            self._cache[key] = None if len(split) == 1 else [
-                (block_layout(part, n, n, self.block_size, device, None if order is None else order.to(device)[None],
-                              allow_empty=True), None if order is None else order.to(device))
-                for part, order in split]
-        return self._cache[key]
+        def build():
+            split = [(part, None if order is None else order.to(device)) for part, order in self.pattern.parts(n)]
+            if len(split) == 1:
+                return None
+            return [(block_layout(part, n, n, self.block_size, device, None if order is None else order[None],
+                                  allow_empty=True), order) for part, order in split]
+
+        return self._cached(("parts", n, str(device)), build)
 
     def _topk_layout(self, selected: torch.Tensor, nq: int, nk: int, device, positions) -> BlockLayout:
         """Selected blocks in full, plus the local window's blocks with its token mask (those cached per length)."""
         local_rule = pattern_rule(self.pattern.local(), positions)
-        key = ("local", nq, nk, str(device))
-        if positions is not None:
-            local = kept_blocks(local_rule, nq, nk, self.block_size, device)
-        else:
-            if key not in self._cache:
-                self._cache[key] = kept_blocks(local_rule, nq, nk, self.block_size, device)
-            local = self._cache[key]
+        build = lambda: kept_blocks(local_rule, nq, nk, self.block_size, device)  # noqa: E731
+        local = build() if positions is not None else self._cached(("local", nq, nk, str(device)), build)
         return layout_from_blocks(selected | local, local_rule, nq, nk, self.block_size, whole=selected)
 
     def _flex(self, q, k, v, positions):

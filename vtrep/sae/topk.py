@@ -41,6 +41,12 @@ def topk_codes(pre: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(pre).scatter_(-1, indices, values.relu())
 
 
+def residual_fvu(residual_hat: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """AuxK's term: ``Σ(ê − e)² / Σ(e − ē)²`` for the detached residual ``e``."""
+    variance = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
+    return (residual_hat - residual).pow(2).sum() / variance
+
+
 class TopKSAE(SparseAutoencoder):
     """TopK sparse autoencoder.
 
@@ -123,15 +129,13 @@ class TopKSAE(SparseAutoencoder):
         parts = {"mse": mse}
         if self.training:
             self.update_firing_sparse(values, indices)
-        dead = self.dead
-        if self.aux_k > 0 and bool(dead.any()):
-            residual = (x_scaled - x_hat).detach()
-            k_aux = min(self.aux_k, int(dead.sum()))
-            aux_pre, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1, sorted=False)
+        dead = self.aux_dead()
+        if dead is not None:
+            aux_pre, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(self.aux_count(dead), dim=-1,
+                                                                              sorted=False)
             aux_values = gathered_linear(aux_pre, x_centered, self.W_enc, self.b_enc, aux_indices).relu()
             residual_hat = sparse_decode(aux_values, aux_indices, self.W_dec)
-            variance = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
-            parts["auxk"] = self.aux_coef * (residual_hat - residual).pow(2).sum() / variance
+            parts["auxk"] = self.aux_coef * residual_fvu(residual_hat, (x_scaled - x_hat).detach())
         del pre
         codes = dense_codes(values, indices, self.num_latents)
         return SAEOutput(sum(parts.values()), codes, x_hat, parts)
@@ -139,16 +143,21 @@ class TopKSAE(SparseAutoencoder):
     def sparsity_loss(self, x_scaled, pre, codes, x_hat) -> dict[str, torch.Tensor]:
         if self.training:
             self.update_firing(codes)
-        dead = self.dead
-        if self.aux_k == 0 or not bool(dead.any()):
+        dead = self.aux_dead()
+        if dead is None:
             return {}
         return {"auxk": self.aux_coef * self.auxk_loss(x_scaled, pre, x_hat, dead)}
 
+    def aux_dead(self) -> torch.Tensor | None:
+        """The dead-latent mask AuxK uses, or ``None`` when AuxK is off or no latent is dead."""
+        dead = self.dead
+        return dead if self.aux_k > 0 and bool(dead.any()) else None
+
+    def aux_count(self, dead: torch.Tensor) -> int:
+        """Dead latents AuxK reconstructs with: ``aux_k``, or all of them if fewer are dead."""
+        return min(self.aux_k, int(dead.sum()))
+
     def auxk_loss(self, x_scaled, pre, x_hat, dead) -> torch.Tensor:
         """FVU of the detached residual reconstructed from the top ``aux_k`` dead latents."""
-        residual = (x_scaled - x_hat).detach()
-        k_aux = min(self.aux_k, int(dead.sum()))
-        aux_codes = topk_codes(pre.masked_fill(~dead, float("-inf")), k_aux)
-        residual_hat = aux_codes @ self.W_dec
-        variance = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
-        return (residual_hat - residual).pow(2).sum() / variance
+        aux_codes = topk_codes(pre.masked_fill(~dead, float("-inf")), self.aux_count(dead))
+        return residual_fvu(aux_codes @ self.W_dec, (x_scaled - x_hat).detach())

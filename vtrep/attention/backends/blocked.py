@@ -43,12 +43,13 @@ def _chunks(layout: BlockLayout, rows_per_block: int):
 
 
 def _scores(q, k_flat, index, mask, start, stop):
-    """Masked scores ``(B, h, c, bs, K·bs)`` of query blocks ``start:stop`` and their gathered keys."""
+    """Masked scores ``(B, h, c, bs, K·bs)`` of query blocks ``start:stop``, their gathered keys
+    ``(B, h, c, K·bs, d)`` and the flat key-block ids they were gathered with."""
     b, h, _, bs, d = q.shape
-    idx = index[:, :, start:stop]
-    keys = k_flat.index_select(0, idx.flatten()).view(b, h, stop - start, -1, d)
+    flat = index[:, :, start:stop].flatten()
+    keys = k_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
     scores = torch.matmul(q[:, :, start:stop], keys.transpose(-1, -2))
-    return scores.masked_fill_(~mask[:, :, start:stop], float("-inf")), idx
+    return scores.masked_fill_(~mask[:, :, start:stop], float("-inf")), keys, flat
 
 
 def _softmax_(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,9 +75,9 @@ class _BlockedAttention(torch.autograd.Function):
         out = q.new_empty(q.shape)
         lse = q.new_empty(q.shape[:-1])
         for start, stop in _chunks(layout, b * h):
-            scores, idx = _scores(q, k_flat, index, layout.mask, start, stop)
+            scores, _, flat = _scores(q, k_flat, index, layout.mask, start, stop)
             probs, lse[:, :, start:stop] = _softmax_(scores)
-            values = v_flat.index_select(0, idx.flatten()).view(b, h, stop - start, -1, d)
+            values = v_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
             out[:, :, start:stop] = torch.matmul(probs, values)
         # empty rows recompute exp(-inf - inf) = 0 in backward instead of NaN
         ctx.save_for_backward(q, k, v, out, lse.masked_fill(torch.isneginf(lse), float("inf")))
@@ -97,10 +98,8 @@ class _BlockedAttention(torch.autograd.Function):
         grad_q = torch.empty_like(q)
         grad_k, grad_v = torch.zeros_like(k_flat), torch.zeros_like(v_flat)
         for start, stop in _chunks(layout, b * h):
-            scores, idx = _scores(q, k_flat, index, layout.mask, start, stop)
+            scores, keys, flat = _scores(q, k_flat, index, layout.mask, start, stop)
             probs = scores.sub_(lse[:, :, start:stop, :, None]).exp_()
-            flat = idx.flatten()
-            keys = k_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
             values = v_flat.index_select(0, flat).view(b, h, stop - start, -1, d)
             go = grad_out[:, :, start:stop]
             grad_v.index_add_(0, flat, torch.matmul(probs.transpose(-1, -2), go).view(-1, bs, d))

@@ -15,9 +15,7 @@ from vtrep.attention.patterns.base import Pattern
 def materialise_mask(pattern: Pattern, num_queries: int, num_keys: int,
                      device: torch.device | str = "cpu") -> torch.Tensor:
     """``(Nq, Nk)`` bool, True where the pattern lets query ``i`` attend to key ``j``."""
-    q_idx = torch.arange(num_queries, device=device)[:, None]
-    kv_idx = torch.arange(num_keys, device=device)[None, :]
-    return pattern.mask_mod(None, None, q_idx, kv_idx).expand(num_queries, num_keys)
+    return rule_mask(pattern_rule(pattern), num_queries, num_keys, device)[0, 0].expand(num_queries, num_keys)
 
 
 def rule_mask(rule, num_queries: int, num_keys: int, device) -> torch.Tensor:
