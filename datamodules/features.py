@@ -5,12 +5,16 @@ A feature folder holds ``shard_00000.safetensors ...`` — each with ``features 
 label`` for series) — and ``index.json`` (width, dtype, metadata names, rows per shard), written
 last, so a folder without it is an unfinished extraction. Shards are memory-mapped when read, so a
 dataset larger than memory streams: :class:`FeatureShards` visits shards in a fresh random order
-each epoch, keeps up to ``buffer_rows`` rows in a buffer and yields random batches from it
-(DataLoader workers split the shards between them).
+each epoch, keeps up to ``buffer_rows`` rows in a buffer and yields random batches from it.
+DataLoader workers, and under DDP the ranks, split the shards between them (a fixed split, so no
+communication is needed); with more than one rank each reader yields the same number of full
+batches — the fewest any reader's shards allow — because DDP hangs when one rank runs out of
+batches before another.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -95,31 +99,64 @@ class FeatureShards(IterableDataset):
         buffer_rows: rows held for shuffling (a larger buffer mixes shards better).
         shuffle: random shard order and rows; ``False`` reads everything in order.
         seed: base seed; epoch ``e`` uses ``seed + e``.
+        num_workers: the DataLoader's worker count (each worker reads its own shards).
+        rank, world_size: this process's place in a distributed run (default: from ``torch.distributed``).
     """
 
     def __init__(self, root: str | os.PathLike, shards: list[int] | None = None, batch_size: int = 4096,
-                 buffer_rows: int = 1 << 18, shuffle: bool = True, seed: int = 0) -> None:
+                 buffer_rows: int = 1 << 18, shuffle: bool = True, seed: int = 0, num_workers: int = 0,
+                 rank: int | None = None, world_size: int | None = None) -> None:
         self.root, self.index = Path(root), read_index(root)
         self.shards = list(range(len(self.index["shards"]))) if shards is None else list(shards)
         self.batch_size, self.buffer_rows, self.shuffle, self.seed = batch_size, buffer_rows, shuffle, seed
+        self.num_workers, self.rank, self.world_size = num_workers, rank, world_size
         self.epoch = 0
 
     def __len__(self) -> int:
-        rows = sum(self.index["shards"][i]["rows"] for i in self.shards)
-        return math.ceil(rows / self.batch_size)
+        rank, world = self._distributed()
+        if world > 1:
+            return self._per_reader_batches() * max(self.num_workers, 1)
+        return math.ceil(sum(self.index["shards"][i]["rows"] for i in self.shards) / self.batch_size)
 
     def _read(self, shard: int) -> tuple[torch.Tensor, torch.Tensor]:
         with safe_open(str(self.root / self.index["shards"][shard]["file"]), framework="pt") as handle:
             return handle.get_tensor("features"), handle.get_tensor("meta")
 
+    def _distributed(self) -> tuple[int, int]:
+        if self.world_size is not None:
+            return self.rank or 0, self.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _readers(self) -> int:
+        rank, world = self._distributed()
+        readers = world * max(self.num_workers, 1)
+        if world > 1 and readers > len(self.shards):
+            raise ValueError(f"{len(self.shards)} shards cannot feed {world} ranks x {max(self.num_workers, 1)} "
+                             "workers; extract with smaller shard_rows or use fewer workers")
+        return readers
+
+    def _per_reader_batches(self) -> int:
+        """Under DDP every reader yields this many full batches: the fewest its shards allow."""
+        readers = self._readers()
+        return min(sum(self.index["shards"][s]["rows"] for s in self.shards[r::readers])
+                   for r in range(readers)) // self.batch_size
+
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        order = [self.shards[i] for i in torch.randperm(len(self.shards), generator=generator)] if self.shuffle \
-            else list(self.shards)
+        rank, world = self._distributed()
         worker = get_worker_info()
-        if worker is not None:
-            order = order[worker.id::worker.num_workers]
+        if worker is not None and worker.num_workers != max(self.num_workers, 1):
+            raise ValueError(f"FeatureShards(num_workers={self.num_workers}) read by {worker.num_workers} workers")
+        reader = rank * max(self.num_workers, 1) + (0 if worker is None else worker.id)
+        mine = self.shards[reader::self._readers()]  # a fixed split: every epoch a rank reads the same shards
+        generator = torch.Generator().manual_seed(self.seed + self.epoch + 7919 * reader)
+        self.epoch += 1
+        order = [mine[i] for i in torch.randperm(len(mine), generator=generator)] if self.shuffle else mine
+        batches = self._batches(order, generator)
+        yield from batches if world == 1 else itertools.islice(batches, self._per_reader_batches())
+
+    def _batches(self, order: list[int], generator: torch.Generator):
         features = meta = None
         keep = self.buffer_rows if self.shuffle else 0
         for shard in order:
@@ -154,12 +191,14 @@ class FeatureDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         shards = list(range(self.count - self.val_shards))
-        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=True, seed=self.seed)
+        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=True, seed=self.seed,
+                             num_workers=self.num_workers)
         # persistent workers keep their dataset copy, so its epoch counter (the shuffle seed) advances
         return DataLoader(data, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         shards = list(range(self.count - self.val_shards, self.count))
-        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=False)
+        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=False,
+                             num_workers=self.num_workers)
         return DataLoader(data, batch_size=None, num_workers=self.num_workers)

@@ -50,6 +50,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
                  normalise: bool = True, nan_to_zero: bool = False, generated_per_class: int = 50,
                  generated_length: int = 128) -> None:
         super().__init__()
+        self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
         check_loader_args(batch_size, num_workers)
         self.root, self.name, self.normalise, self.nan_to_zero = root, name, normalise, nan_to_zero
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -106,6 +107,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
                  split: Literal["ett_hourly", "ett_15min", "ratio"] | None = None, channels: list[str] | None = None,
                  date_column: str = "date", batch_size: int = 32, num_workers: int = 0) -> None:
         super().__init__()
+        self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
         check_loader_args(batch_size, num_workers)
         if split is None:
             split = "ratio" if path is None else "ett_hourly"

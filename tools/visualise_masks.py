@@ -16,26 +16,10 @@ from pathlib import Path
 import torch
 
 
-def load_task(config: str, ckpt_path: str | None):
-    """The task and datamodule of a ``vtrep fit`` config, with weights from a Lightning checkpoint."""
-    from vtrep.cli import VtrepCLI
-
-    if not Path(config).is_file():
-        raise FileNotFoundError(f"config={config!r} does not exist")
-    cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False,
-                   args=["--config", config, "--trainer.logger", "false"])
-    if ckpt_path is not None:
-        if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
-        # Lightning checkpoints hold pickled hyper-parameters: load only checkpoints you trust.
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-        cli.model.load_state_dict(state)
-    return cli.model.eval(), cli.datamodule
-
-
 def visualise(run_config: str, ckpt_path: str | None = None, num_clips: int = 4, split: str = "val",
               output: str = "mask_views.png", max_frames: int = 16, seed: int = 0) -> Path:
     """Write the mask-view PNG for the first ``num_clips`` clips of ``split`` ("train" or "val")."""
+    from vtrep.eval.encoders import load_task
     from vtrep.reports.mask_views import draw_masks
     from vtrep.reports.recon_grid import save_grid
 

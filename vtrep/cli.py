@@ -1,4 +1,4 @@
-"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe``."""
+"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe`` and ``extract``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def main(args: list[str] | None = None) -> None:
         from vtrep.eval.probe_cli import probe_cli
 
         probe_cli(argv[1:])
+        return
+    if argv and argv[0] == "extract":
+        from vtrep.eval.extract_cli import extract_cli
+
+        extract_cli(argv[1:])
         return
     VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
              save_config_kwargs={"overwrite": True})

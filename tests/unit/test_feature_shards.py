@@ -115,3 +115,40 @@ def test_sae_task_probe_check_compares_original_and_reconstructed_features(tmp_p
     trainer.fit(task, datamodule=module)
     logged = trainer.callback_metrics
     assert logged["val/probe_original"] == 1.0 and logged["val/probe_reconstructed"] >= 0.9
+
+
+def test_ranks_read_disjoint_shards_and_yield_equally_many_full_batches(tmp_path):
+    write(tmp_path, rows=1000, width=4, shard_rows=128)  # 8 shards, the last one of 104 rows
+    for world, kept in ((2, 900), (3, 750)):  # 3 ranks: 3/3/2 shards, so each stops at the smallest share
+        seen, counts = [], []
+        for rank in range(world):
+            data = FeatureShards(tmp_path, batch_size=50, buffer_rows=100, rank=rank, world_size=world)
+            batches = list(data)
+            assert all(len(b["features"]) == 50 for b in batches) and len(batches) == len(data)
+            counts.append(len(batches))
+            seen.append(torch.cat([b["features"][:, 0] for b in batches]))
+        assert len(set(counts)) == 1  # DDP would hang on unequal counts
+        ids = torch.cat(seen)
+        assert len(ids.unique()) == len(ids) == kept  # disjoint
+    with pytest.raises(ValueError, match="cannot feed"):
+        list(FeatureShards(tmp_path, rank=0, world_size=9))
+
+
+def test_metrics_synced_across_ranks_equal_metrics_on_all_inputs():
+    from vtrep.sae import SAEMetrics
+
+    torch.manual_seed(0)
+    x, x_hat = torch.randn(40, 6) + 1.0, torch.randn(40, 6)
+    codes = torch.relu(torch.randn(40, 9))
+    whole = SAEMetrics(9)
+    whole.update(x, x_hat, codes)
+    halves = [SAEMetrics(9), SAEMetrics(9)]
+    halves[0].update(x[:25], x_hat[:25], codes[:25])
+    halves[1].update(x[25:], x_hat[25:], codes[25:])
+    states = [h.state() for h in halves]
+    for h in halves:
+        h.sync(lambda local: states[0] + states[1])
+        assert h.compute() == pytest.approx(whole.compute())
+    alone = SAEMetrics(9)
+    alone.update(x[:25], x_hat[:25], codes[:25])
+    assert alone.compute()["fvu"] != pytest.approx(whole.compute()["fvu"])  # one rank's view differs

@@ -18,17 +18,19 @@ import time
 
 import torch
 
-VARIANTS = ("topk", "batchtopk", "matryoshka", "abstopk", "jumprelu", "relu_l1")
+VARIANTS = ("topk", "batchtopk", "matryoshka", "abstopk", "archetypal", "jumprelu", "relu_l1")
 
 
 def build(name: str, d: int, latents: int, k: int, dead_after: int):
-    from vtrep.sae import (AbsTopKSAE, BatchTopKSAE, JumpReLUSAE, MatryoshkaSAE, ReLUL1SAE, TopKSAE)
+    from vtrep.sae import (AbsTopKSAE, ArchetypalSAE, BatchTopKSAE, JumpReLUSAE, MatryoshkaSAE, ReLUL1SAE, TopKSAE)
 
     builders = {
         "topk": lambda: TopKSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "batchtopk": lambda: BatchTopKSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "matryoshka": lambda: MatryoshkaSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "abstopk": lambda: AbsTopKSAE(d, latents, k=k),
+        # candidates: k-means on the 4096 inputs train() passes to init_decoder_bias
+        "archetypal": lambda: ArchetypalSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "jumprelu": lambda: JumpReLUSAE(d, latents, threshold_init=0.5, bandwidth=0.05, l0_coef=1e-2),
         "relu_l1": lambda: ReLUL1SAE(d, latents, l1_coef=0.05),
     }

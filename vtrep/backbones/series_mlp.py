@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -26,6 +28,8 @@ class PatchMLPEncoder(nn.Module):
                  dropout: float = 0.2) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride)
+        self.config: dict[str, Any] = dict(context_length=context_length, patch_length=patch_length, stride=stride,
+                                           d_model=d_model, dropout=dropout)
         self.embed_dim = d_model
         self.mlp = nn.Sequential(nn.Linear(patch_length, d_model), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(d_model, d_model))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -88,6 +88,13 @@ class PatchTSTEncoder(nn.Module):
                  attention_backend: Backend = "dense", attention_block_size: int | None = None) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride)
+        attention_pattern = Pattern.from_config(attention_pattern)  # a saved config holds the pattern as a dict
+        # constructor arguments, so `vtrep.pretrained.save_pretrained` can rebuild the encoder
+        self.config: dict[str, Any] = dict(
+            context_length=context_length, patch_length=patch_length, stride=stride, d_model=d_model, depth=depth,
+            num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, norm=norm,
+            attention_pattern=None if attention_pattern is None else attention_pattern.to_config(),
+            attention_backend=attention_backend, attention_block_size=attention_block_size)
         attend = grid_attention(attention_pattern, attention_backend, attention_block_size, (self.num_patches, 1, 1))
         self.embed_dim = d_model
         self.patch_embed = nn.Linear(patch_length, d_model)

@@ -1,8 +1,14 @@
 """Token-level features of a frozen encoder, written with their metadata as shards (``datamodules.features``).
 
-Video: every token of every clip, ``(B·N, D)``, with metadata ``clip, t, h, w, label`` — ``clip`` counts
-clips in loader order, ``(t, h, w)`` is the token's place in the grid (tokens are t-major), ``label``
-is the clip's class or −1 when the loader gives none.
+Video (``VIDEO_META``): every token of every clip, ``(B·N, D)``, with ``clip, t, h, w, label`` —
+``clip`` counts clips in loader order, ``(t, h, w)`` is the token's place in the grid (tokens are
+t-major), ``label`` is the clip's class or −1 when the loader gives none.
+
+Series (``SERIES_META``): ``series, channel, patch, label``. A patch encoder (PatchTST, PITS) is
+channel-independent, so each channel's patches are tokens ``(B·C·Np, D)`` and ``patch`` is the
+patch index (patches end at the last step, see :func:`~vtrep.layers.series_patch.patchify_series`).
+A step encoder (TS2Vec's dilated convolutions) mixes channels: its tokens are time steps
+``(B·T, D)`` with ``channel = −1`` and ``patch`` the step index.
 """
 
 from __future__ import annotations
@@ -10,16 +16,39 @@ from __future__ import annotations
 import torch
 
 from datamodules.features import FeatureShardWriter
+from vtrep.layers.revin import RevIN
+from vtrep.layers.series_patch import encoder_patches
 
 VIDEO_META = ["clip", "t", "h", "w", "label"]
+SERIES_META = ["series", "channel", "patch", "label"]
 
 
-def _video_and_label(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _input_and_label(batch, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The input and (class) label of a batch; a float second item (a forecasting target) is no label."""
     if isinstance(batch, dict):
-        return batch["video"], batch.get("label")
-    if isinstance(batch, (tuple, list)):
-        return batch[0], batch[1] if len(batch) > 1 else None
-    return batch, None
+        x, label = batch[key], batch.get("label")
+    elif isinstance(batch, (tuple, list)):
+        x, label = batch[0], batch[1] if len(batch) > 1 else None
+    else:
+        x, label = batch, None
+    if label is not None and (torch.as_tensor(label).dim() != 1 or torch.as_tensor(label).is_floating_point()):
+        label = None
+    return x, label
+
+
+def _labels(label: torch.Tensor | None, count: int) -> torch.Tensor:
+    return torch.full((count,), -1, dtype=torch.long) if label is None else torch.as_tensor(label).long().cpu()
+
+
+def _grid_cells(*sizes: int) -> torch.Tensor:
+    """Every cell of a grid of ``sizes`` in row-major order, ``(prod(sizes), len(sizes))``."""
+    axes = torch.meshgrid(*(torch.arange(s) for s in sizes), indexing="ij")
+    return torch.stack(axes, dim=-1).reshape(-1, len(sizes))
+
+
+def _check_meta(writer: FeatureShardWriter, names: list[str]) -> None:
+    if writer.meta_names != names:
+        raise ValueError(f"the writer's metadata must be {names}, got {writer.meta_names}")
 
 
 @torch.no_grad()
@@ -28,20 +57,48 @@ def extract_video_tokens(backbone, loader, writer: FeatureShardWriter, device: s
 
     Returns the number of clips; the caller closes the writer.
     """
-    if writer.meta_names != VIDEO_META:
-        raise ValueError(f"the writer's metadata must be {VIDEO_META}, got {writer.meta_names}")
+    _check_meta(writer, VIDEO_META)
     backbone = backbone.eval().to(device)
-    t, h, w = backbone.grid
-    cells = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), dim=-1)
-    cells = cells.reshape(-1, 3)  # (N, 3) in the encoder's t-major token order
+    cells = _grid_cells(*backbone.grid)  # (N, 3) in the encoder's t-major token order
     clips = 0
     for batch in loader:
-        video, label = _video_and_label(batch)
+        video, label = _input_and_label(batch, "video")
         tokens = backbone.forward_features(video.to(device))  # (B, N, D)
         b, n, d = tokens.shape
-        labels = torch.full((b,), -1, dtype=torch.long) if label is None else torch.as_tensor(label).long().cpu()
         meta = torch.cat([(clips + torch.arange(b)).repeat_interleave(n)[:, None], cells.repeat(b, 1),
-                          labels.repeat_interleave(n)[:, None]], dim=1)
+                          _labels(label, b).repeat_interleave(n)[:, None]], dim=1)
         writer.add(tokens.reshape(b * n, d), meta)
         clips += b
     return clips
+
+
+def series_tokens(encoder, x: torch.Tensor, revin: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x (B, C, T)`` → tokens ``(B, M, D)`` and each token's ``(channel, patch)`` ``(M, 2)``."""
+    if getattr(encoder, "patch_length", None) is None:  # a step encoder: one token per time step
+        tokens = encoder(x)  # (B, T, D)
+        steps = torch.arange(tokens.shape[1])
+        return tokens, torch.stack([torch.full_like(steps, -1), steps], dim=1)
+    tokens = encoder(encoder_patches(x, encoder, RevIN(affine=False) if revin else None))  # (B, C, Np, D)
+    b, c, p, d = tokens.shape
+    return tokens.reshape(b, c * p, d), _grid_cells(c, p)
+
+
+@torch.no_grad()
+def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bool = True,
+                          device: str | torch.device = "cpu") -> int:
+    """Encode every series of ``loader`` (batches ``(x (B, C, T), label or target)``) and add its tokens.
+
+    ``revin`` must match pretraining (a saved series encoder records it). Returns the number of series.
+    """
+    _check_meta(writer, SERIES_META)
+    encoder = encoder.eval().to(device)
+    count = 0
+    for batch in loader:
+        x, label = _input_and_label(batch, "x")
+        tokens, cells = series_tokens(encoder, x.to(device).float(), revin)
+        b, m, d = tokens.shape
+        meta = torch.cat([(count + torch.arange(b)).repeat_interleave(m)[:, None], cells.repeat(b, 1),
+                          _labels(label, b).repeat_interleave(m)[:, None]], dim=1)
+        writer.add(tokens.reshape(b * m, d), meta)
+        count += b
+    return count

@@ -1,6 +1,7 @@
 """Sparse autoencoders on frozen encoder features: one shared base, one file per variant."""
 
 from vtrep.sae.abstopk import AbsTopKSAE
+from vtrep.sae.archetypal import ArchetypalSAE
 from vtrep.sae.base import SAEOutput, SparseAutoencoder, geometric_median
 from vtrep.sae.batchtopk import BatchTopKSAE
 from vtrep.sae.jumprelu import JumpReLUSAE
@@ -10,4 +11,4 @@ from vtrep.sae.relu_l1 import ReLUL1SAE
 from vtrep.sae.topk import TopKSAE
 
 __all__ = ["SAEOutput", "SparseAutoencoder", "TopKSAE", "BatchTopKSAE", "JumpReLUSAE", "ReLUL1SAE", "MatryoshkaSAE",
-           "AbsTopKSAE", "SAEMetrics", "dictionary_recovery", "geometric_median"]
+           "AbsTopKSAE", "ArchetypalSAE", "SAEMetrics", "dictionary_recovery", "geometric_median"]

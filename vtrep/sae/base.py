@@ -145,6 +145,10 @@ class SparseAutoencoder(nn.Module):
         self.b_dec.copy_(centre)
 
     @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Any further data-dependent initialisation, after the input scale and decoder bias (none here)."""
+
+    @torch.no_grad()
     def fold_input_scale(self) -> None:
         """Move ``s`` into the weights (``W_enc/s``, ``s·W_dec``, ``s·b_dec``) so raw inputs need no scaling.
 

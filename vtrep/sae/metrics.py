@@ -15,6 +15,8 @@ codes ``(n, K)``:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -50,6 +52,28 @@ class SAEMetrics:
         nonzero = codes != 0
         self.active += float(nonzero.sum())
         self.fired += nonzero.sum(0).cpu()
+
+    def state(self) -> torch.Tensor:
+        """Every running sum as one float64 vector, so ranks can add theirs with one all-reduce."""
+        width = 0 if self.sum is None else self.sum.numel()
+        sums = torch.zeros(width) if self.sum is None else self.sum.cpu()
+        sum_sq = torch.zeros(width) if self.sum_sq is None else self.sum_sq.cpu()
+        head = torch.tensor([self.count, self.squared_error, self.cosine, self.active, width], dtype=torch.float64)
+        return torch.cat([head, sums.double(), sum_sq.double(), self.fired.double()])
+
+    def sync(self, all_reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Replace this rank's sums by the sums over all ranks (``all_reduce_sum`` adds a tensor across them).
+
+        Every rank must have seen inputs (their width is part of the state).
+        """
+        local = self.state()
+        total = all_reduce_sum(local).cpu().double()
+        width = int(local[4])
+        if total.shape != local.shape:
+            raise ValueError(f"the reduced state has shape {tuple(total.shape)}, this rank's {tuple(local.shape)}")
+        self.count, self.squared_error, self.cosine, self.active = int(total[0]), *map(float, total[1:4])
+        self.sum, self.sum_sq = total[5:5 + width], total[5 + width:5 + 2 * width]
+        self.fired = total[5 + 2 * width:].round().long()
 
     def compute(self) -> dict[str, float]:
         if self.count == 0:

@@ -79,7 +79,10 @@ class SAETask(L.LightningModule):
             reconstructed token features per clip/series (``meta[:, clip_column]``), fit the linear
             probe (:func:`~vtrep.eval.linear_probe.fit_linear_probe`) on even-numbered clips, test on
             odd ones, log ``val/probe_original`` and ``val/probe_reconstructed`` (batches must be dicts
-            with ``meta``; the label is ``meta[:, label_column]``).
+            with ``meta``; the label is ``meta[:, label_column]``). Under DDP each rank probes the clips
+            of its own validation shards.
+
+    Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`).
     """
 
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
@@ -104,6 +107,7 @@ class SAETask(L.LightningModule):
             self.sae.fit_input_scale(x)
         if self.decoder_bias_init != "none":
             self.sae.init_decoder_bias(x, self.decoder_bias_init)
+        self.sae.init_from_data(x)
         self.initialised.fill_(True)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
@@ -125,6 +129,8 @@ class SAETask(L.LightningModule):
         self.sae.normalise_decoder()
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        if not bool(self.initialised):  # Lightning's sanity check runs before the first-batch initialisation
+            return
         x = batch_features(batch)
         codes = self.sae.encode(x)
         x_hat = self.sae.decode(codes)
@@ -136,6 +142,8 @@ class SAETask(L.LightningModule):
             self.pooled.update(meta[:, self.clip_column], meta[:, self.label_column], x, x_hat)
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:  # sums over every rank's inputs, not a mean of per-rank ratios
+            self.metrics.sync(lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum"))
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
         if self.probe_check and self.pooled.clips:

@@ -11,6 +11,8 @@ the schedule shape, not the objective).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import nn
@@ -23,6 +25,7 @@ from vtrep.masking.series import SeriesPatchMasking
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
+from vtrep.pretrained import save_pretrained
 
 
 class SeriesMAETask(L.LightningModule):
@@ -37,11 +40,13 @@ class SeriesMAETask(L.LightningModule):
         weight_decay: AdamW weight decay (none on biases, norms and positions).
         warmup_fraction: fraction of steps in linear warmup.
         contrastive_weight: weight of the hierarchical contrastive loss between two views (PITS); 0 disables.
+        export_encoder: at the end of ``fit``, save the encoder as safetensors + config (with ``revin``)
+            under the log dir, for ``vtrep probe``-style evaluation and ``vtrep extract``.
     """
 
     def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, masking: SeriesPatchMasking | None = None,
                  revin: bool = True, head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
-                 warmup_fraction: float = 0.1, contrastive_weight: float = 0.0) -> None:
+                 warmup_fraction: float = 0.1, contrastive_weight: float = 0.0, export_encoder: bool = True) -> None:
         super().__init__()
         if lr <= 0 or weight_decay < 0 or not 0 <= warmup_fraction < 1:
             raise ValueError(f"need lr > 0, weight_decay >= 0, 0 <= warmup_fraction < 1; got {lr}, {weight_decay}, "
@@ -92,3 +97,9 @@ class SeriesMAETask(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export_encoder and self.trainer.is_global_zero:
+            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "encoder"
+            # RevIN has no weights; extraction must know whether the encoder saw normalised series
+            save_pretrained(self.encoder, out, extra={"revin": self.revin is not None})

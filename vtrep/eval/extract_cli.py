@@ -1,0 +1,61 @@
+"""``vtrep extract``: token features of a frozen encoder over one split, as shards with ``source.json``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+
+from datamodules.features import FeatureShardWriter
+from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.extract import SERIES_META, VIDEO_META, extract_series_tokens, extract_video_tokens
+from vtrep.eval.feature_source import split_dataset, split_loader, write_source
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def extract(encoder: str, data: L.LightningDataModule, output: str, split: Literal["train", "val", "test"] = "train",
+            config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
+            dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
+    """Write every token of ``split`` with its metadata to a new feature folder ``output``.
+
+    Args:
+        encoder: a saved encoder folder (``<log dir>/encoder`` of ``vtrep fit``) or a Lightning ``.ckpt``.
+        data: the datamodule whose items to encode (video: ``clip, t, h, w, label`` per token;
+            series: ``series, channel, patch, label``; see :mod:`vtrep.eval.extract`).
+        output: a new folder (an existing feature folder is refused, never overwritten).
+        split: which split's items, read in order without augmentation.
+        config: the fit's config, needed only when ``encoder`` is a checkpoint file.
+        batch_size: items per encoder batch (default: the datamodule's).
+        shard_rows: tokens per shard file.
+        dtype: storage dtype of the features (half precision halves the disk).
+        device: where the encoder runs.
+    """
+    module, revin = load_encoder(encoder, config)
+    kind = encoder_kind(module)
+    writer = FeatureShardWriter(output, VIDEO_META if kind == "video" else SERIES_META, shard_rows, DTYPES[dtype])
+    items = len(split_dataset(data, split))
+    loader = split_loader(data, split, batch_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        if kind == "video":
+            count = extract_video_tokens(module, loader, writer, device)
+        else:
+            count = extract_series_tokens(module, loader, writer, revin, device)
+    if count != items:
+        raise RuntimeError(f"encoded {count} items but the split has {items}; the loader must not drop or repeat items")
+    write_source(output, kind, encoder, data, split, items=count, revin=revin)
+    root = writer.close()
+    rows = sum(shard["rows"] for shard in writer.shards)
+    print(f"wrote {rows} tokens of width {writer.width} from {count} {kind} items to {root} "
+          f"({len(writer.shards)} shards, {time.perf_counter() - start:.1f} s)")
+    return root
+
+
+def extract_cli(args: list[str] | None = None) -> Path:
+    from jsonargparse import CLI
+
+    return CLI(extract, args=args, as_positional=False)
