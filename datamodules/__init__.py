@@ -33,6 +33,10 @@ _EXPORTS = {
     "ForecastingDataModule": "datamodules.series_datamodule",
     "load_classification": "datamodules.ucr",
     "read_forecasting_csv": "datamodules.forecasting_csv",
+    "FeatureDataModule": "datamodules.features",
+    "FeatureShards": "datamodules.features",
+    "FeatureShardWriter": "datamodules.features",
+    "planted_activations": "datamodules.planted_dictionary",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -178,15 +178,34 @@ class FeatureShards(IterableDataset):
 
 
 class FeatureDataModule(L.LightningDataModule):
-    """Training and validation batches from one feature folder; the last ``val_shards`` shards validate."""
+    """Training and validation batches of token features.
 
-    def __init__(self, root: str, batch_size: int = 4096, buffer_rows: int = 1 << 18, val_shards: int = 1,
-                 num_workers: int = 0, seed: int = 0) -> None:
+    Args:
+        root: the training feature folder.
+        batch_size: rows per batch.
+        buffer_rows: rows held for shuffling.
+        val_shards: the last ``val_shards`` shards of ``root`` validate instead of training (default 1,
+            or 0 with ``val_root``).
+        val_root: a second feature folder to validate on, e.g. the ``val`` split extracted separately
+            (then clips never straddle training and validation).
+        num_workers: DataLoader worker processes.
+        seed: shuffling seed.
+    """
+
+    def __init__(self, root: str, batch_size: int = 4096, buffer_rows: int = 1 << 18, val_shards: int | None = None,
+                 val_root: str | None = None, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        count = len(read_index(root)["shards"])
+        index = read_index(root)
+        count = len(index["shards"])
+        val_shards = (0 if val_root else 1) if val_shards is None else val_shards
         if not 0 <= val_shards < count:
             raise ValueError(f"val_shards must be in [0, {count - 1}] for a folder of {count} shards, got {val_shards}")
-        self.root, self.batch_size, self.buffer_rows = root, batch_size, buffer_rows
+        if val_root is not None:
+            val_index = read_index(val_root)
+            if (val_index["width"], val_index["meta"]) != (index["width"], index["meta"]):
+                raise ValueError(f"val_root={val_root!r} holds width {val_index['width']} / meta {val_index['meta']}, "
+                                 f"root={root!r} width {index['width']} / meta {index['meta']}")
+        self.root, self.val_root, self.batch_size, self.buffer_rows = root, val_root, batch_size, buffer_rows
         self.val_shards, self.num_workers, self.seed, self.count = val_shards, num_workers, seed, count
 
     def train_dataloader(self) -> DataLoader:
@@ -198,7 +217,10 @@ class FeatureDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        shards = list(range(self.count - self.val_shards, self.count))
-        data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=False,
+        if self.val_root is not None:
+            root, shards = self.val_root, None  # every shard
+        else:
+            root, shards = self.root, list(range(self.count - self.val_shards, self.count))
+        data = FeatureShards(root, shards, self.batch_size, self.buffer_rows, shuffle=False,
                              num_workers=self.num_workers)
         return DataLoader(data, batch_size=None, num_workers=self.num_workers)

@@ -152,3 +152,14 @@ def test_metrics_synced_across_ranks_equal_metrics_on_all_inputs():
     alone = SAEMetrics(9)
     alone.update(x[:25], x_hat[:25], codes[:25])
     assert alone.compute()["fvu"] != pytest.approx(whole.compute()["fvu"])  # one rank's view differs
+
+
+def test_datamodule_validates_on_a_second_folder_of_the_same_width(tmp_path):
+    write(tmp_path / "train", rows=300, width=4, shard_rows=100)
+    write(tmp_path / "val", rows=120, width=4, shard_rows=100)
+    module = FeatureDataModule(str(tmp_path / "train"), batch_size=64, val_root=str(tmp_path / "val"))
+    assert sum(len(b["features"]) for b in module.train_dataloader()) == 300  # nothing held out of training
+    assert sum(len(b["features"]) for b in module.val_dataloader()) == 120
+    write(tmp_path / "wide", rows=50, width=6)
+    with pytest.raises(ValueError, match="width 6"):
+        FeatureDataModule(str(tmp_path / "train"), val_root=str(tmp_path / "wide"))

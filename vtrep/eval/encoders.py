@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from vtrep.pretrained import from_pretrained, read_config
+
+
+FIT_CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
 
 
 def load_task(config: str, ckpt_path: str | None = None):
@@ -16,8 +20,13 @@ def load_task(config: str, ckpt_path: str | None = None):
 
     if not Path(config).is_file():
         raise FileNotFoundError(f"config={config!r} does not exist")
-    cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False,
-                   args=["--config", config, "--trainer.logger", "false"])
+    settings = yaml.safe_load(Path(config).read_text())
+    if not isinstance(settings, dict) or "model" not in settings:
+        raise ValueError(f"{config} is not a vtrep fit config (no `model`)")
+    # the config.yaml a fit writes also holds the fit subcommand's own options (ckpt_path, weights_only, ...)
+    settings = {key: value for key, value in settings.items() if key in FIT_CONFIG_KEYS}
+    settings["trainer"] = {**(settings.get("trainer") or {}), "logger": False}
+    cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False, args=settings)
     if ckpt_path is not None:
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
@@ -44,7 +53,7 @@ def load_encoder(encoder: str, config: str | None = None) -> tuple[nn.Module, bo
         module, revin = from_pretrained(path), bool(read_config(path).get("revin", True))
     elif path.is_file():
         if config is None:
-            raise ValueError(f"encoder={encoder!r} is a checkpoint file: pass the fit's `config` too")
+            raise ValueError(f"encoder={encoder!r} is a checkpoint file: pass the fit's config.yaml too (fit_config)")
         task, _ = load_task(config, encoder)
         module = getattr(task, "backbone", None)
         module = getattr(task, "encoder", None) if module is None else module

@@ -18,7 +18,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def extract(encoder: str, data: L.LightningDataModule, output: str, split: Literal["train", "val", "test"] = "train",
-            config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
+            fit_config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
             dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
     """Write every token of ``split`` with its metadata to a new feature folder ``output``.
 
@@ -28,13 +28,13 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
             series: ``series, channel, patch, label``; see :mod:`vtrep.eval.extract`).
         output: a new folder (an existing feature folder is refused, never overwritten).
         split: which split's items, read in order without augmentation.
-        config: the fit's config, needed only when ``encoder`` is a checkpoint file.
+        fit_config: the fit's ``config.yaml``, needed only when ``encoder`` is a checkpoint file.
         batch_size: items per encoder batch (default: the datamodule's).
         shard_rows: tokens per shard file.
         dtype: storage dtype of the features (half precision halves the disk).
         device: where the encoder runs.
     """
-    module, revin = load_encoder(encoder, config)
+    module, revin = load_encoder(encoder, fit_config)
     kind = encoder_kind(module)
     writer = FeatureShardWriter(output, VIDEO_META if kind == "video" else SERIES_META, shard_rows, DTYPES[dtype])
     items = len(split_dataset(data, split))
@@ -47,7 +47,9 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
             count = extract_series_tokens(module, loader, writer, revin, device)
     if count != items:
         raise RuntimeError(f"encoded {count} items but the split has {items}; the loader must not drop or repeat items")
-    write_source(output, kind, encoder, data, split, items=count, revin=revin)
+    geometry = {} if kind == "video" else {"patch_length": getattr(module, "patch_length", None),
+                                           "stride": getattr(module, "stride", None)}
+    write_source(output, kind, encoder, data, split, items=count, revin=revin, **geometry)
     root = writer.close()
     rows = sum(shard["rows"] for shard in writer.shards)
     print(f"wrote {rows} tokens of width {writer.width} from {count} {kind} items to {root} "

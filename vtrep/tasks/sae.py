@@ -12,6 +12,7 @@ Optimiser: Adam, by default at sparsify's ``2e-4 / sqrt(K / 16384)``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -82,13 +83,16 @@ class SAETask(L.LightningModule):
             with ``meta``; the label is ``meta[:, label_column]``). Under DDP each rank probes the clips
             of its own validation shards.
 
+        export_sae: at the end of ``fit``, save the SAE (input scale folded) as ``<log dir>/sae``
+            (``vtrep.sae.io.save_sae``), the folder ``tools/sae_report.py`` reads.
+
     Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`).
     """
 
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
                  decoder_bias_init: Literal["geometric_median", "mean", "none"] = "geometric_median",
                  normalise_input: bool = True, dense_threshold: float = 0.1, probe_check: bool = False,
-                 clip_column: int = 0, label_column: int = -1) -> None:
+                 clip_column: int = 0, label_column: int = -1, export_sae: bool = True) -> None:
         super().__init__()
         if decoder_bias_init not in ("geometric_median", "mean", "none"):
             raise ValueError(f"decoder_bias_init must be 'geometric_median', 'mean' or 'none', got {decoder_bias_init!r}")
@@ -99,6 +103,7 @@ class SAETask(L.LightningModule):
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
         self.pooled = PooledFeatures()
+        self.export_sae = export_sae
 
     @torch.no_grad()
     def initialise_from(self, x: torch.Tensor) -> None:
@@ -150,6 +155,12 @@ class SAETask(L.LightningModule):
             self.log_dict({f"val/probe_{name}": value for name, value in self.pooled.probe().items()})
         self.metrics.reset()
         self.pooled = PooledFeatures()
+
+    def on_fit_end(self) -> None:
+        if self.export_sae and self.trainer.is_global_zero:
+            from vtrep.sae.io import save_sae
+
+            save_sae(self.sae, Path(self.trainer.log_dir or self.trainer.default_root_dir) / "sae")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.sae.parameters(), lr=self.lr)
