@@ -20,22 +20,42 @@ Subclasses implement :meth:`activate` and, when they need more than the reconstr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 
-@dataclass
 class SAEOutput:
     """``loss`` (scalar), its named ``parts``, ``codes (n, K)`` and the reconstruction ``x_hat (n, d)``
-    (both in the scaled input space ``x / s``)."""
+    (both in the scaled input space ``x / s``).
 
-    loss: torch.Tensor
-    codes: torch.Tensor
-    x_hat: torch.Tensor
-    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    The sparse TopK path gives ``active = (values, indices)`` ``(n, k)`` instead of dense codes: the
+    ``(n, K)`` matrix is then built only if ``codes`` is read (it is a large fresh buffer that the loss
+    never needs), and :attr:`l0` comes from the active values.
+    """
+
+    def __init__(self, loss: torch.Tensor, codes: torch.Tensor | None, x_hat: torch.Tensor,
+                 parts: dict[str, torch.Tensor] | None = None,
+                 active: tuple[torch.Tensor, torch.Tensor] | None = None, num_latents: int = 0) -> None:
+        if codes is None and active is None:
+            raise ValueError("SAEOutput needs dense codes or the active (values, indices)")
+        self.loss, self.x_hat, self.parts = loss, x_hat, dict(parts or {})
+        self._codes, self.active, self.num_latents = codes, active, num_latents
+
+    @property
+    def codes(self) -> torch.Tensor:
+        if self._codes is None:
+            from vtrep.sae.sparse_ops import dense_codes
+
+            self._codes = dense_codes(*self.active, self.num_latents)
+        return self._codes
+
+    @property
+    def l0(self) -> torch.Tensor:
+        """Mean number of non-zero codes per input (detached)."""
+        nonzero = self.active[0] != 0 if self._codes is None else self._codes != 0
+        return nonzero.sum(dim=1).float().mean().detach()
 
 
 class SparseAutoencoder(nn.Module):

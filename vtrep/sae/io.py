@@ -9,7 +9,10 @@
   "none"``, ``dtype``, ``device``, ``k`` for TopK, and ``meta``). TopK and Matryoshka export as
   ``topk``, ReLU-L1 as ``standard``, JumpReLU as ``jumprelu``, BatchTopK as the ``jumprelu`` it
   converts to for inference; AbsTopK has no SAELens counterpart (signed codes) and is refused.
-  :func:`import_saelens` reads that layout into the matching vtrep class.
+  :func:`import_saelens` reads that layout into the matching vtrep class; a TopK saved with SAELens's
+  ``rescale_acts_by_decoder_norm = true`` (its TopK training default: checkpoints, and inference SAEs
+  whose decoder rows are not unit-norm) has the decoder norms folded in, which leaves codes and
+  outputs unchanged.
 """
 
 from __future__ import annotations
@@ -103,8 +106,20 @@ def import_saelens(path: str | os.PathLike) -> SparseAutoencoder:
     if architecture not in builders:
         raise ValueError(f"SAELens architecture {architecture!r} is not supported; supported: "
                          f"{sorted([*builders, 'jumprelu'])}")
+    if architecture == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
+        weights = _fold_decoder_norm(weights)
     sae = builders[architecture]()
     with torch.no_grad():
         for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
             getattr(sae, name).copy_(weights[name])
     return sae.eval()
+
+
+def _fold_decoder_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SAELens's ``rescale_acts_by_decoder_norm`` (its TopK training default) multiplies latent ``i``'s
+    pre-activation by ``‖W_dec[i]‖`` before TopK and divides its code by it before decoding. Folding
+    the norms in — ``W_enc[:, i]`` and ``b_enc[i]`` times the norm, ``W_dec[i]`` divided by it — gives
+    the plain TopK with the same codes and outputs (SAELens's own ``fold_W_dec_norm``)."""
+    norm = weights["W_dec"].float().norm(dim=1).clamp_min(1e-8)  # SAELens's get_W_dec_norm clamp
+    return {**weights, "W_enc": weights["W_enc"].float() * norm, "b_enc": weights["b_enc"].float() * norm,
+            "W_dec": weights["W_dec"].float() / norm[:, None]}

@@ -74,6 +74,7 @@ class TopKEncode(torch.autograd.Function):
         values = values.relu()
         ctx.save_for_backward(x_centered, W_enc, values, indices)
         ctx.mark_non_differentiable(indices)
+        ctx.set_materialize_grads(False)  # else autograd fills an (n, K) zero gradient for `pre`
         if return_pre:
             ctx.mark_non_differentiable(pre)
             return values, indices, pre

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from vtrep.sae.base import SAEOutput, SparseAutoencoder
-from vtrep.sae.sparse_ops import dense_codes, gathered_linear, sparse_decode, topk_encode
+from vtrep.sae.sparse_ops import gathered_linear, sparse_decode, topk_encode
 
 
 def topk_codes(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -137,8 +137,8 @@ class TopKSAE(SparseAutoencoder):
             residual_hat = sparse_decode(aux_values, aux_indices, self.W_dec)
             parts["auxk"] = self.aux_coef * residual_fvu(residual_hat, (x_scaled - x_hat).detach())
         del pre
-        codes = dense_codes(values, indices, self.num_latents)
-        return SAEOutput(sum(parts.values()), codes, x_hat, parts)
+        return SAEOutput(sum(parts.values()), None, x_hat, parts, active=(values, indices),
+                         num_latents=self.num_latents)
 
     def sparsity_loss(self, x_scaled, pre, codes, x_hat) -> dict[str, torch.Tensor]:
         if self.training:

@@ -122,7 +122,7 @@ class SAETask(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         out = self.sae.loss(batch_features(batch))
         logs = {f"train/{name}": value.detach() for name, value in out.parts.items()}
-        logs["train/l0"] = (out.codes != 0).sum(dim=1).float().mean()
+        logs["train/l0"] = out.l0
         self.log_dict(logs, prog_bar=False)
         self.log("train/loss", out.loss.detach(), prog_bar=True)
         return out.loss
