@@ -19,6 +19,20 @@ import time
 import torch
 
 
+def training_step(sae, optimizer, x: torch.Tensor, num_dead: int = 0) -> None:
+    """One step as ``SAETask`` takes it, with the first ``num_dead`` latents held dead (the rest alive)."""
+    if num_dead:
+        with torch.no_grad():
+            sae.tokens_since_fired.zero_()
+            sae.tokens_since_fired[:num_dead] = 10 ** 15
+    out = sae.loss(x)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    sae.remove_parallel_gradient()
+    optimizer.step()
+    sae.normalise_decoder()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -53,17 +67,7 @@ def run(d: int = 768, expansion: int = 16, k: int = 32, batch_size: int = 4096, 
         return torch.randn(batch_size, d, device=dev, generator=generator)
 
     def step(name: str, x: torch.Tensor) -> None:
-        sae, opt = models[name], optimizers[name]
-        if num_dead:
-            with torch.no_grad():  # keep the chosen latents dead, the rest alive
-                sae.tokens_since_fired.zero_()
-                sae.tokens_since_fired[:num_dead] = 10 ** 12
-        out = sae.loss(x)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        sae.remove_parallel_gradient()
-        opt.step()
-        sae.normalise_decoder()
+        training_step(models[name], optimizers[name], x, num_dead)
 
     x = batch()
     for name in models:

@@ -117,6 +117,9 @@ def speed(variants: list[str], d: int, expansion: int, k: int, batch_size: int, 
     from datamodules.planted_dictionary import planted_activations
     from vtrep.sae import TopKSAE
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sae_topk_step import training_step
+
     unknown = sorted(set(variants) - set(SPEED_VARIANTS))
     if unknown or not variants:
         raise ValueError(f"variants must be a non-empty subset of {SPEED_VARIANTS}, got {variants}")
@@ -140,16 +143,7 @@ def speed(variants: list[str], d: int, expansion: int, k: int, batch_size: int, 
             vtrep_models[name] = (sae, optimizer)
 
             def step(x, sae=sae, optimizer=optimizer):
-                if num_dead:
-                    with torch.no_grad():  # the first num_dead latents dead, the rest alive
-                        sae.tokens_since_fired.zero_()
-                        sae.tokens_since_fired[:num_dead] = 10 ** 15
-                out = sae.loss(x)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                sae.remove_parallel_gradient()
-                optimizer.step()
-                sae.normalise_decoder()
+                training_step(sae, optimizer, x, num_dead)
         else:
             sae = _saelens_topk(d, latents, k, device.type, sparse=name == "saelens_sparse", seed=seed)
             trainer = _saelens_trainer(sae, batch_size, lr, 10 ** 12, 1000, device.type, batches[0])
