@@ -87,7 +87,7 @@ def test_sae_task_trains_from_feature_shards(tmp_path):
     write(tmp_path, rows=600, width=8, shard_rows=100)
     module = FeatureDataModule(str(tmp_path), batch_size=64, buffer_rows=128)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+                        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
     task = SAETask(TopKSAE(8, 16, k=2))
     trainer.fit(task, datamodule=module)
     assert bool(task.initialised) and "val/fvu" in trainer.callback_metrics
@@ -111,7 +111,7 @@ def test_sae_task_probe_check_compares_original_and_reconstructed_features(tmp_p
     module = FeatureDataModule(str(tmp_path), batch_size=100, buffer_rows=100, val_shards=1)
     task = SAETask(TopKSAE(8, 32, k=2), lr=3e-3, probe_check=True)
     trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+                        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
     trainer.fit(task, datamodule=module)
     logged = trainer.callback_metrics
     assert logged["val/probe_original"] == 1.0 and logged["val/probe_reconstructed"] >= 0.9

@@ -276,13 +276,13 @@ def test_config_rebuilds_the_model():
 
 
 # -- training under SAETask ----------------------------------------------------------------------------
-def test_sae_task_trains_it_and_keeps_the_constraints():
+def test_sae_task_trains_it_and_keeps_the_constraints(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(1024, 8) @ torch.randn(8, 8) + 2.0
     task = SAETask(ArchetypalSAE(8, 16, k=4, n_candidates=32, delta=0.5), lr=1e-2)
-    # no sanity validation: it would run before SAETask's first-batch initialisation fits the candidates
+    # the sanity validation runs before the first-batch initialisation fits the candidates: SAETask skips it
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(task, DataLoader(TensorDataset(x[:768]), batch_size=128, shuffle=True),
                 DataLoader(TensorDataset(x[768:]), batch_size=256))
     sae = task.sae

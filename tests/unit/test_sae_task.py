@@ -39,16 +39,20 @@ def test_dictionary_recovery_is_one_for_the_atoms_and_low_for_noise():
     assert dictionary_recovery(torch.randn(20, 32), atoms) < 0.8
 
 
-def test_sae_task_recovers_a_planted_dictionary_and_keeps_unit_decoder_rows():
+def test_sae_task_recovers_a_planted_dictionary_and_keeps_unit_decoder_rows(tmp_path):
     x, atoms = planted_activations(8192, d=16, num_atoms=32, active=3, seed=0)
     torch.manual_seed(0)
     task = SAETask(TopKSAE(16, 64, k=3, dead_after_tokens=4096), lr=3e-3)
     train = DataLoader(TensorDataset(x[:6144]), batch_size=256, shuffle=True)
     val = DataLoader(TensorDataset(x[6144:]), batch_size=1024)
     trainer = L.Trainer(max_epochs=12, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(task, train, val)
     assert bool(task.initialised)
+    from vtrep.sae.io import load_sae
+
+    exported = load_sae(tmp_path / "sae")  # written at the end of fit, input scale folded
+    torch.testing.assert_close(exported(x[:50]), task.sae.eval()(x[:50]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(task.sae.W_dec.norm(dim=1), torch.ones(64))
     logged = trainer.callback_metrics
     assert logged["val/l0"] <= 3.0 and logged["val/fvu"] < 0.2
