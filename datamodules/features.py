@@ -89,6 +89,14 @@ def read_index(root: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def load_features(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every row of a feature folder in order, ``(features (rows, d) float32, meta (rows, M))`` — for
+    folders that fit in memory, e.g. pooled features for a linear probe."""
+    index = read_index(root)
+    parts = [FeatureShards(root, batch_size=1 << 30, shuffle=False)._read(i) for i in range(len(index["shards"]))]
+    return torch.cat([f for f, _ in parts]).float(), torch.cat([m for _, m in parts])
+
+
 class FeatureShards(IterableDataset):
     """Random batches ``{"features": (b, d), "meta": (b, M)}`` streamed from some shards of a feature folder.
 

@@ -27,8 +27,8 @@ def video_encoder(tmp_path):
     return backbone.eval(), save_pretrained(backbone, tmp_path / "encoder")
 
 
-def video_args(tmp_path, encoder_dir, output):
-    return ["extract", "--encoder", str(encoder_dir), "--output", str(output), "--split", "val",
+def video_args(tmp_path, encoder_dir, output, split="val", features="tokens"):
+    return ["extract", "--encoder", str(encoder_dir), "--output", str(output), "--split", split, "--features", features,
             "--data.class_path", "datamodules.SyntheticVideoDataModule",
             "--data.init_args.cache_dir", str(tmp_path / "cache"), "--data.init_args.num_per_class", "5",
             "--data.init_args.num_frames", "4", "--data.init_args.size", "16", "--data.init_args.img_size", "16",
@@ -126,3 +126,30 @@ def test_a_feature_folder_without_source_says_so(tmp_path):
         read_source(tmp_path)
     (tmp_path / "source.json").write_text(json.dumps({"kind": "video"}))
     assert read_source(tmp_path)["kind"] == "video"
+
+
+def test_extracted_default_data_feeds_the_sae_datamodule_and_the_linear_probe(tmp_path, video_encoder):
+    import lightning as L
+
+    from datamodules.features import FeatureDataModule, load_features
+    from vtrep.eval.linear_probe import fit_linear_probe
+    from vtrep.sae import TopKSAE
+    from vtrep.tasks import SAETask
+
+    backbone, encoder_dir = video_encoder
+    for split in ("train", "val"):
+        for kind in ("tokens", "pooled"):
+            main(video_args(tmp_path, encoder_dir, tmp_path / f"{kind}_{split}", split, kind))
+    data = FeatureDataModule(str(tmp_path / "tokens_train"), batch_size=64, val_root=str(tmp_path / "tokens_val"))
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(SAETask(TopKSAE(12, 48, k=4), lr=1e-3), datamodule=data)
+    assert 0 < float(trainer.callback_metrics["val/fvu"]) < 1
+    (train_x, train_meta), (val_x, val_meta) = (load_features(tmp_path / f"pooled_{s}") for s in ("train", "val"))
+    items = SourceItems(tmp_path / "pooled_val")
+    assert read_index(tmp_path / "pooled_val")["meta"] == ["item", "label"] and len(val_x) == len(items)
+    with torch.no_grad():
+        torch.testing.assert_close(val_x[1], backbone(items[1][0][None])[0])
+    assert val_meta[:, 1].tolist() == [int(items[i][1]) for i in range(len(items))]
+    result = fit_linear_probe(train_x, train_meta[:, 1], val_x, val_meta[:, 1], 4, epochs=5)
+    assert (result.num_train, result.num_eval) == (len(train_x), len(val_x))

@@ -9,6 +9,10 @@ channel-independent, so each channel's patches are tokens ``(B·C·Np, D)`` and 
 patch index (patches end at the last step, see :func:`~vtrep.layers.series_patch.patchify_series`).
 A step encoder (TS2Vec's dilated convolutions) mixes channels: its tokens are time steps
 ``(B·T, D)`` with ``channel = −1`` and ``patch`` the step index.
+
+Pooled (``POOLED_META``): one row per clip or series, ``item, label`` — the encoder's own pooling
+for video (``VideoViT.forward``), TS2Vec's max over patches/steps for series
+(:func:`~vtrep.eval.series_features.series_representations`) — what the linear probes read.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from vtrep.layers.series_patch import encoder_patches
 
 VIDEO_META = ["clip", "t", "h", "w", "label"]
 SERIES_META = ["series", "channel", "patch", "label"]
+POOLED_META = ["item", "label"]
 
 
 def _input_and_label(batch, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -100,5 +105,24 @@ def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bo
         meta = torch.cat([(count + torch.arange(b)).repeat_interleave(m)[:, None], cells.repeat(b, 1),
                           _labels(label, b).repeat_interleave(m)[:, None]], dim=1)
         writer.add(tokens.reshape(b * m, d), meta)
+        count += b
+    return count
+
+
+@torch.no_grad()
+def extract_pooled(encoder, loader, writer: FeatureShardWriter, kind: str, revin: bool = True,
+                   device: str | torch.device = "cpu") -> int:
+    """One pooled feature row per item of ``loader`` (``kind`` "video" or "series"); returns the item count."""
+    from vtrep.eval.series_features import series_representations
+
+    _check_meta(writer, POOLED_META)
+    encoder = encoder.eval().to(device)
+    count = 0
+    for batch in loader:
+        x, label = _input_and_label(batch, "video" if kind == "video" else "x")
+        x = x.to(device)
+        pooled = encoder(x) if kind == "video" else series_representations(encoder, x.float(), revin=revin)
+        b = pooled.shape[0]
+        writer.add(pooled, torch.stack([count + torch.arange(b), _labels(label, b)], dim=1))
         count += b
     return count

@@ -11,14 +11,15 @@ import torch
 
 from datamodules.features import FeatureShardWriter
 from vtrep.eval.encoders import encoder_kind, load_encoder
-from vtrep.eval.extract import SERIES_META, VIDEO_META, extract_series_tokens, extract_video_tokens
+from vtrep.eval.extract import (POOLED_META, SERIES_META, VIDEO_META, extract_pooled, extract_series_tokens,
+                                extract_video_tokens)
 from vtrep.eval.feature_source import split_dataset, split_loader, write_source
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def extract(encoder: str, data: L.LightningDataModule, output: str, split: Literal["train", "val", "test"] = "train",
-            fit_config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
+            features: Literal["tokens", "pooled"] = "tokens", fit_config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
             dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
     """Write every token of ``split`` with its metadata to a new feature folder ``output``.
 
@@ -28,6 +29,7 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
             series: ``series, channel, patch, label``; see :mod:`vtrep.eval.extract`).
         output: a new folder (an existing feature folder is refused, never overwritten).
         split: which split's items, read in order without augmentation.
+        features: every token with its place (for SAEs), or one pooled row per item (for probes).
         fit_config: the fit's ``config.yaml``, needed only when ``encoder`` is a checkpoint file.
         batch_size: items per encoder batch (default: the datamodule's).
         shard_rows: tokens per shard file.
@@ -36,12 +38,15 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     """
     module, revin = load_encoder(encoder, fit_config)
     kind = encoder_kind(module)
-    writer = FeatureShardWriter(output, VIDEO_META if kind == "video" else SERIES_META, shard_rows, DTYPES[dtype])
+    names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
+    writer = FeatureShardWriter(output, names, shard_rows, DTYPES[dtype])
     items = len(split_dataset(data, split))
     loader = split_loader(data, split, batch_size)
     start = time.perf_counter()
     with torch.inference_mode():
-        if kind == "video":
+        if features == "pooled":
+            count = extract_pooled(module, loader, writer, kind, revin, device)
+        elif kind == "video":
             count = extract_video_tokens(module, loader, writer, device)
         else:
             count = extract_series_tokens(module, loader, writer, revin, device)
@@ -49,10 +54,10 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
         raise RuntimeError(f"encoded {count} items but the split has {items}; the loader must not drop or repeat items")
     geometry = {} if kind == "video" else {"patch_length": getattr(module, "patch_length", None),
                                            "stride": getattr(module, "stride", None)}
-    write_source(output, kind, encoder, data, split, items=count, revin=revin, **geometry)
+    write_source(output, kind, encoder, data, split, items=count, revin=revin, features=features, **geometry)
     root = writer.close()
     rows = sum(shard["rows"] for shard in writer.shards)
-    print(f"wrote {rows} tokens of width {writer.width} from {count} {kind} items to {root} "
+    print(f"wrote {rows} {'pooled rows' if features == 'pooled' else 'tokens'} of width {writer.width} from {count} {kind} items to {root} "
           f"({len(writer.shards)} shards, {time.perf_counter() - start:.1f} s)")
     return root
 
