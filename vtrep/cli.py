@@ -1,4 +1,4 @@
-"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe`` and ``extract``."""
+"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe``, ``extract`` and ``import-videomae``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def main(args: list[str] | None = None) -> None:
         from vtrep.eval.extract_cli import extract_cli
 
         extract_cli(argv[1:])
+        return
+    if argv and argv[0] == "import-videomae":
+        from vtrep.interop.import_cli import import_cli
+
+        import_cli(argv[1:])
         return
     VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
              save_config_kwargs={"overwrite": True})

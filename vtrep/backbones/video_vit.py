@@ -72,6 +72,10 @@ class VideoViT(nn.Module):
         drop_path_rate: stochastic depth at the last block.
         pos_embed: ``"sincos"`` (VideoMAE, fixed) or ``"separable"`` (MAE-ST, learnable).
         norm_eps: LayerNorm epsilon.
+        final_norm: LayerNorm after the last block (VideoMAE pretraining encoders; ``transformers``
+            ``use_mean_pooling=False``). ``False`` returns the last block's tokens unnormalised, as
+            ``transformers``' ``VideoMAEModel`` does with ``use_mean_pooling=True`` (fine-tuned
+            checkpoints, whose ``fc_norm`` after pooling belongs to the classification head).
         attention_pattern: a sparse pattern (``vtrep.attention``; time in frames' token slices, i.e.
             tubelets), or ``None`` for full attention. Long clips: e.g. ``LocalWindow(window=2)``.
         attention_backend: ``dense`` (reference), ``blocked`` (training on any device) or ``flex`` (GPU).
@@ -95,6 +99,7 @@ class VideoViT(nn.Module):
         drop_path_rate: float = 0.0,
         pos_embed: PosEmbedKind = "sincos",
         norm_eps: float = 1e-6,
+        final_norm: bool = True,
         attention_pattern: Pattern | None = None,
         attention_backend: Backend = "dense",
         attention_block_size: int | None = None,
@@ -108,6 +113,7 @@ class VideoViT(nn.Module):
             img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=tubelet_size,
             in_chans=in_chans, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, pos_embed=pos_embed, norm_eps=norm_eps,
+            final_norm=final_norm,
             attention_pattern=None if attention_pattern is None else Pattern.from_config(attention_pattern).to_config(),
             attention_backend=attention_backend, attention_block_size=attention_block_size,
         )
@@ -117,7 +123,7 @@ class VideoViT(nn.Module):
         attend = grid_attention(attention_pattern, attention_backend, attention_block_size, self.grid)
         self.blocks = transformer_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate, norm_eps,
                                          attend)
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if final_norm else nn.Identity()
         self.apply(init_vit_weights)
         nn.init.xavier_uniform_(self.patch_embed.proj.weight.view(embed_dim, -1))
 

@@ -22,6 +22,9 @@ class MAEDecoderConfig:
 
     ``attention_*`` as in :class:`~vtrep.backbones.video_vit.VideoViT`: the decoder runs on every
     token of the clip, so on long clips it is where a sparse pattern saves the most.
+    ``final_norm_eps`` is the epsilon of the LayerNorm before the head; ``None`` uses the blocks'
+    (as the original VideoMAE code does). ``transformers``' VideoMAE decoder keeps PyTorch's default
+    ``1e-5`` there whatever its ``layer_norm_eps``, so imported decoders set it.
     """
 
     dim: int = 192
@@ -31,6 +34,7 @@ class MAEDecoderConfig:
     attention_pattern: Pattern | None = None
     attention_backend: Backend = "dense"
     attention_block_size: int | None = None
+    final_norm_eps: float | None = None
 
 
 class MAEDecoder(nn.Module):
@@ -63,7 +67,7 @@ class MAEDecoder(nn.Module):
         self.pos_embed = build_pos_embed(pos_embed, cfg.dim, grid)
         attend = grid_attention(cfg.attention_pattern, cfg.attention_backend, cfg.attention_block_size, grid)
         self.blocks = transformer_blocks(cfg.dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, True, 0.0, norm_eps, attend)
-        self.norm = nn.LayerNorm(cfg.dim, eps=norm_eps)
+        self.norm = nn.LayerNorm(cfg.dim, eps=norm_eps if cfg.final_norm_eps is None else cfg.final_norm_eps)
         self.head = nn.Linear(cfg.dim, patch_dim)
         self.apply(init_vit_weights)
         nn.init.trunc_normal_(self.mask_token, std=0.02)

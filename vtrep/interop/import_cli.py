@@ -1,0 +1,60 @@
+"""``vtrep import-videomae``: a ``transformers`` or original-layout VideoMAE checkpoint → a vtrep encoder folder.
+
+The folder (``model.safetensors`` + ``config.json``) is what ``vtrep probe``, ``vtrep extract`` and
+``from_pretrained`` read; the decoder, when the checkpoint has one, is saved beside it as
+``decoder.safetensors`` with its ``MAEDecoderConfig`` in ``decoder.json`` (to continue pretraining), and
+the conversion report as ``conversion_report.txt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Literal
+
+from safetensors.torch import save_file
+
+from vtrep.interop.videomae_hf import import_hf_videomae
+from vtrep.interop.videomae_original import import_original_videomae
+from vtrep.pretrained import save_pretrained
+
+
+def import_videomae(source: str, output: str, layout: Literal["transformers", "original"] = "transformers",
+                    img_size: int = 224, num_frames: int = 16, num_heads: int | None = None,
+                    decoder_num_heads: int | None = None, strict: bool = True) -> Path:
+    """Convert ``source`` and write ``output/encoder`` (+ decoder files and the report).
+
+    Args:
+        source: ``transformers``: a ``save_pretrained`` folder (``config.json`` + weights);
+            ``original``: a ``.pth`` / ``.safetensors`` file of the MCG-NJU layout.
+        output: a new folder (an existing ``output/encoder`` is refused, never overwritten).
+        layout: which code base wrote ``source``.
+        img_size, num_frames, num_heads, decoder_num_heads: original layout only — not stored in its
+            weights (heads default to the published value for the width).
+        strict: refuse any unmatched key (``False`` converts what matches and lists the rest in the report).
+    """
+    out = Path(output)
+    if (out / "encoder").exists():
+        raise FileExistsError(f"{out / 'encoder'} exists; import into a new folder")
+    if layout == "transformers":
+        backbone, decoder, report = import_hf_videomae(source, strict=strict)
+    else:
+        backbone, decoder, report = import_original_videomae(
+            source, img_size=img_size, num_frames=num_frames, num_heads=num_heads,
+            decoder_num_heads=decoder_num_heads, strict=strict)
+    save_pretrained(backbone, out / "encoder", extra={"imported_from": str(Path(source).resolve()), "layout": layout})
+    if decoder is not None:
+        save_file({k: v.contiguous() for k, v in decoder.state_dict().items()}, str(out / "decoder.safetensors"))
+        config = dataclasses.asdict(report.decoder_config)
+        (out / "decoder.json").write_text(json.dumps(config, indent=2, default=str))
+    (out / "conversion_report.txt").write_text(str(report) + "\n")
+    print(report)
+    print(f"wrote {out / 'encoder'}")
+    return out
+
+
+def import_cli(args: list[str] | None = None) -> Path:
+    from jsonargparse import CLI
+
+    return CLI(import_videomae, args=args, as_positional=False)
