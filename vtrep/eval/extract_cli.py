@@ -19,9 +19,10 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def extract(encoder: str, data: L.LightningDataModule, output: str, split: Literal["train", "val", "test"] = "train",
-            features: Literal["tokens", "pooled"] = "tokens", fit_config: str | None = None, batch_size: int | None = None, shard_rows: int = 1 << 18,
+            features: Literal["tokens", "pooled"] = "tokens", fit_config: str | None = None,
+            batch_size: int | None = None, shard_rows: int = 1 << 18,
             dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
-    """Write every token of ``split`` with its metadata to a new feature folder ``output``.
+    """Write every token (or one pooled row per item) of ``split`` with its metadata to a new folder ``output``.
 
     Args:
         encoder: a saved encoder folder (``<log dir>/encoder`` of ``vtrep fit``) or a Lightning ``.ckpt``.
@@ -57,7 +58,8 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     write_source(output, kind, encoder, data, split, items=count, revin=revin, features=features, **geometry)
     root = writer.close()
     rows = sum(shard["rows"] for shard in writer.shards)
-    print(f"wrote {rows} {'pooled rows' if features == 'pooled' else 'tokens'} of width {writer.width} from {count} {kind} items to {root} "
+    what = "pooled rows" if features == "pooled" else "tokens"
+    print(f"wrote {rows} {what} of width {writer.width} from {count} {kind} items to {root} "
           f"({len(writer.shards)} shards, {time.perf_counter() - start:.1f} s)")
     return root
 
