@@ -95,3 +95,31 @@ def test_etth1_configs_run(experiment, tmp_path, shared_dir, monkeypatch):
              "--data.init_args.path", str(csv), "--trainer.fast_dev_run", "2",
              "--trainer.default_root_dir", str(tmp_path / "runs"),
              "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+
+
+def test_wandb_offline_run_holds_metrics_config_and_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))  # wandb's own settings and cache stay in the test folder
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"),
+             "--config", str(ROOT / "configs/trainer/wandb.yaml"), *TINY_DATA,
+             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+             "--trainer.check_val_every_n_epoch", "1", "--trainer.log_every_n_steps", "1",
+             "--trainer.default_root_dir", str(tmp_path / "runs"),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")])
+    import wandb
+
+    wandb.finish()
+    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, f"expected one offline run, found {runs}"
+    record = next(runs[0].glob("run-*.wandb")).read_bytes()
+    for key in (b"train/loss", b"val/loss", b"base_lr"):  # metrics and the full config
+        assert key in record, f"{key!r} not in the offline run"
+    assert list(runs[0].rglob("files/media/images/**/*.png")), "the reconstruction grid was not logged"
+    run_id = runs[0].name.rsplit("-", 1)[1]
+    # artefacts go to the run's own folder (beside its checkpoints), never to a folder every run shares
+    assert (tmp_path / "runs" / "vtrep" / run_id / "encoder" / "model.safetensors").is_file()
+    assert list((tmp_path / "runs" / "vtrep" / run_id / "reconstructions").glob("*.png"))
+    assert not (tmp_path / "runs" / "encoder").exists()

@@ -12,7 +12,6 @@ Optimiser: Adam, by default at sparsify's ``2e-4 / sqrt(K / 16384)``.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -20,6 +19,7 @@ import torch
 
 from vtrep.sae.base import SparseAutoencoder
 from vtrep.sae.metrics import SAEMetrics
+from vtrep.tasks.run_dir import run_dir
 
 
 def batch_features(batch) -> torch.Tensor:
@@ -160,7 +160,7 @@ class SAETask(L.LightningModule):
         if self.export_sae and self.trainer.is_global_zero:
             from vtrep.sae.io import save_sae
 
-            save_sae(self.sae, Path(self.trainer.log_dir or self.trainer.default_root_dir) / "sae")
+            save_sae(self.sae, run_dir(self.trainer) / "sae")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.sae.parameters(), lr=self.lr)

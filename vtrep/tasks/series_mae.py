@@ -11,7 +11,6 @@ the schedule shape, not the objective).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -26,6 +25,7 @@ from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
 from vtrep.pretrained import save_pretrained
+from vtrep.tasks.run_dir import run_dir
 
 
 class SeriesMAETask(L.LightningModule):
@@ -100,6 +100,6 @@ class SeriesMAETask(L.LightningModule):
 
     def on_fit_end(self) -> None:
         if self.hparams.export_encoder and self.trainer.is_global_zero:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "encoder"
+            out = run_dir(self.trainer) / "encoder"
             # RevIN has no weights; extraction must know whether the encoder saw normalised series
             save_pretrained(self.encoder, out, extra={"revin": self.revin is not None})

@@ -15,7 +15,6 @@ devices and gradient accumulation, and a per-step linear warmup + cosine decay t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -31,6 +30,7 @@ from vtrep.objectives.targets import PixelTarget, unpatchify_pixels
 from vtrep.optim import WarmupCosine, effective_batch_size, scaled_lr, weight_decay_groups
 from vtrep.pretrained import save_pretrained
 from vtrep.reports.recon_grid import masked_pixels, reconstruction_grid, save_grid
+from vtrep.tasks.run_dir import run_dir
 
 
 def split_batch(batch: torch.Tensor | tuple | list | dict) -> torch.Tensor:
@@ -166,7 +166,7 @@ class VideoMAETask(L.LightningModule):
         n = min(self.hparams.num_viz_clips, video.shape[0])
         sub = mask.select(n)
         image = reconstruction_grid(*self.reconstruct(video[:n], pred[:n].detach(), sub))
-        out_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "reconstructions"
+        out_dir = run_dir(self.trainer) / "reconstructions"
         save_grid(image, out_dir / f"step_{self.global_step:07d}.png")
         logger = self.logger
         if logger is not None and hasattr(logger, "log_image"):
@@ -199,5 +199,5 @@ class VideoMAETask(L.LightningModule):
 
     def on_fit_end(self) -> None:
         if self.hparams.export_encoder and self.trainer.is_global_zero:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "encoder"
+            out = run_dir(self.trainer) / "encoder"
             save_pretrained(self.backbone, out)
