@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from datamodules.checks import check_loader_args
+from datamodules.epoch_shuffle import shuffled_loader_kwargs
 from datamodules.forecasting_csv import ForecastingWindows, forecasting_splits, read_forecasting_csv
 from datamodules.synthetic_series import generate_forecasting_table, generate_series_classification
 from datamodules.ucr import load_classification
@@ -25,8 +26,9 @@ class _LoaderMixin:
     num_workers: int
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          drop_last=False, persistent_workers=self.num_workers > 0)
+        order = shuffled_loader_kwargs(dataset) if shuffle else {}
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          drop_last=False, persistent_workers=self.num_workers > 0, **order)
 
 
 class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):

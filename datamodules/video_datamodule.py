@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.checks import check_loader_args
 from datamodules.decoding import BACKENDS
+from datamodules.epoch_shuffle import shuffled_loader_kwargs
 from datamodules.splits import stratified_split
 from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from datamodules.video_csv import read_video_csv
@@ -157,9 +158,10 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool,
                 persistent: bool = True) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        order = shuffled_loader_kwargs(dataset) if shuffle else {}
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
                           drop_last=shuffle and len(dataset) > batch_size,
-                          persistent_workers=persistent and self.num_workers > 0)
+                          persistent_workers=persistent and self.num_workers > 0, **order)
 
     def _require_setup(self) -> None:
         if self.train_set is None:

@@ -8,7 +8,19 @@ from lightning.pytorch.cli import LightningCLI
 
 
 class VtrepCLI(LightningCLI):
-    """LightningCLI with models and datamodules given by ``class_path`` in YAML."""
+    """LightningCLI with models and datamodules given by ``class_path`` in YAML.
+
+    Every trainer also gets :class:`~vtrep.callbacks.RNGStateCheckpoint`, so ``--ckpt_path`` resumes draw
+    the same data order and masks as the uninterrupted run.
+    """
+
+    def instantiate_trainer(self, **kwargs):
+        from vtrep.callbacks import RNGStateCheckpoint
+
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
+            trainer.callbacks.append(RNGStateCheckpoint())
+        return trainer
 
 
 def main(args: list[str] | None = None) -> None:
