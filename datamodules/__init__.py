@@ -37,6 +37,7 @@ _EXPORTS = {
     "FeatureShards": "datamodules.features",
     "FeatureShardWriter": "datamodules.features",
     "planted_activations": "datamodules.planted_dictionary",
+    "PlantedDataModule": "datamodules.planted_dictionary",
 }
 
 __all__ = sorted(_EXPORTS)

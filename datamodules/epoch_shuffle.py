@@ -1,42 +1,47 @@
-"""Shuffling that depends only on the seed and the epoch, so a resumed run sees the same order.
+"""Shuffling that depends only on the seed and the epoch, so a resumed run sees the same order, and that
+splits one permutation between DDP ranks, so N processes see what one process would.
 
 A plain ``DataLoader(shuffle=True)`` draws its permutation (and its workers' base seed) from torch's
 global generator when an epoch's iterator is made; Lightning makes the first iterator after a resume at
 a different moment than the uninterrupted run did, so the order of that epoch, and of the masks drawn
 afterwards, would differ. :class:`EpochShuffle` draws the permutation from ``seed + epoch`` (Lightning
-calls :meth:`set_epoch` before each epoch's first batch; so does DDP's ``DistributedSampler``, which
-replaces it under DDP), and :func:`shuffled_loader_kwargs` gives the loader a generator of its own so
-making an iterator never advances the global one.
+calls ``set_epoch`` before each epoch's first batch) and :func:`shuffled_loader_kwargs` gives the loader
+a generator of its own, so making an iterator never advances the global one.
+
+Under DDP the sampler is made after the process group exists (Lightning asks for dataloaders then):
+rank ``r`` of ``W`` takes positions ``r, r + W, ...`` of the permutation, so step ``i`` of the ranks
+together covers the same rows as step ``i`` of one process with a ``W``× larger batch. Being a
+``DistributedSampler``, Lightning leaves it in place instead of wrapping it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sized
+import os
+from typing import Any, Sized
 
 import torch
-from torch.utils.data import Sampler
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
 
 
-class EpochShuffle(Sampler[int]):
-    """A random permutation of ``range(len(data))`` per epoch, from ``seed + epoch``.
+class EpochShuffle(DistributedSampler):
+    """A random permutation of the rows per epoch, from ``seed + epoch``; this rank's share of it.
 
     Args:
         data: the dataset (only its length is used).
-        seed: base seed; default ``torch.initial_seed()`` at construction (``seed_everything``'s seed).
+        seed: base seed; default ``seed_everything``'s (``PL_GLOBAL_SEED``, the same on every rank), else
+            ``torch.initial_seed()``.
+
+    Rows are padded by repetition to a multiple of the world size (as ``DistributedSampler`` does);
+    with one process nothing is padded.
     """
 
     def __init__(self, data: Sized, seed: int | None = None) -> None:
-        self.data, self.seed, self.epoch = data, torch.initial_seed() if seed is None else seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(len(self.data), generator=generator).tolist())
+        if seed is None:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+        distributed = dist.is_available() and dist.is_initialized()
+        world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        super().__init__(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
 
 
 def shuffled_loader_kwargs(data: Sized, seed: int | None = None) -> dict[str, Any]:

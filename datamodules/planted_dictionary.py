@@ -8,7 +8,11 @@ close to every atom (:func:`vtrep.sae.metrics.dictionary_recovery`).
 
 from __future__ import annotations
 
+import lightning as L
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.epoch_shuffle import shuffled_loader_kwargs
 
 
 def planted_activations(num_samples: int, d: int = 64, num_atoms: int = 256, active: int = 8, noise: float = 0.0,
@@ -25,3 +29,48 @@ def planted_activations(num_samples: int, d: int = 64, num_atoms: int = 256, act
     codes = torch.zeros(num_samples, num_atoms).scatter_(1, chosen, magnitudes)
     x = codes @ atoms + noise * torch.randn(num_samples, d, generator=generator)
     return x, atoms
+
+
+class PlantedRows(Dataset):
+    """Rows of :func:`planted_activations` as ``{"features": (d,), "meta": (1,) row number}``."""
+
+    def __init__(self, x: torch.Tensor, first_row: int = 0) -> None:
+        self.x, self.first_row = x, first_row
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"features": self.x[index], "meta": torch.tensor([self.first_row + index])}
+
+
+class PlantedDataModule(L.LightningDataModule):
+    """Planted-dictionary activations for ``SAETask``: a quick SAE run with a known answer, and DDP checks.
+
+    The last ``val_fraction`` of the rows validate. Training order: :class:`~datamodules.epoch_shuffle.EpochShuffle`
+    (under DDP Lightning splits its permutation between ranks).
+
+    Args:
+        num_samples, d, num_atoms, active, noise, zipf, seed: as :func:`planted_activations`.
+        batch_size: rows per batch (per process under DDP).
+        val_fraction: share of the rows held out.
+    """
+
+    def __init__(self, num_samples: int = 8192, d: int = 64, num_atoms: int = 256, active: int = 8,
+                 noise: float = 0.0, zipf: float = 0.0, seed: int = 0, batch_size: int = 256,
+                 val_fraction: float = 0.125) -> None:
+        super().__init__()
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        x, self.atoms = planted_activations(num_samples, d, num_atoms, active, noise, zipf, seed)
+        cut = num_samples - int(round(val_fraction * num_samples))
+        self.train_set, self.val_set = PlantedRows(x[:cut]), PlantedRows(x[cut:], first_row=cut)
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True,
+                          **shuffled_loader_kwargs(self.train_set))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size)

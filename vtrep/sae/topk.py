@@ -27,7 +27,7 @@ uses it: subclasses that override :meth:`activate`, :meth:`loss` or :meth:`spars
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -74,6 +74,7 @@ class TopKSAE(SparseAutoencoder):
             raise ValueError(f"aux_k must be >= 0, got {aux_k}")
         self.aux_coef, self.dead_after_tokens = aux_coef, dead_after_tokens
         self.register_buffer("tokens_since_fired", torch.zeros(num_latents, dtype=torch.long))
+        self.firing_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
         if sparse_path is not None and not isinstance(sparse_path, bool):
             raise ValueError(f"sparse_path must be True, False or None, got {sparse_path!r}")
         self.sparse_path = sparse_path
@@ -108,14 +109,27 @@ class TopKSAE(SparseAutoencoder):
 
     @torch.no_grad()
     def update_firing(self, codes: torch.Tensor) -> None:
-        self.tokens_since_fired += codes.shape[0]
-        self.tokens_since_fired[(codes > 0).any(dim=0)] = 0
+        self._record_firing(codes.shape[0], (codes > 0).any(dim=0))
 
     @torch.no_grad()
     def update_firing_sparse(self, values: torch.Tensor, indices: torch.Tensor) -> None:
         """:meth:`update_firing` from the active ``values``/``indices`` ``(n, k)``."""
-        self.tokens_since_fired += values.shape[0]
-        self.tokens_since_fired[indices[values > 0]] = 0
+        fired = torch.zeros(self.num_latents, dtype=torch.bool, device=values.device)
+        fired[indices[values > 0]] = True
+        self._record_firing(values.shape[0], fired)
+
+    def _record_firing(self, count: int, fired: torch.Tensor) -> None:
+        """Advance the dead-latent counters by ``count`` inputs; reset the ``(K,)`` ``fired`` ones.
+
+        With ``firing_reduce`` set (``SAETask`` sets it under DDP to a sum across ranks) the counters
+        count every rank's inputs and a latent firing on any rank resets them, so every rank holds the
+        same counters and AuxK picks the same dead latents.
+        """
+        if self.firing_reduce is not None:
+            total = self.firing_reduce(torch.cat([fired.long(), torch.tensor([count], device=fired.device)]))
+            fired, count = total[:-1] > 0, int(total[-1])
+        self.tokens_since_fired += count
+        self.tokens_since_fired[fired] = 0
 
     def loss(self, x: torch.Tensor) -> SAEOutput:
         """As the base class (MSE + AuxK); on the sparse path see the module docstring."""

@@ -86,7 +86,9 @@ class SAETask(L.LightningModule):
         export_sae: at the end of ``fit``, save the SAE (input scale folded) as ``<log dir>/sae``
             (``vtrep.sae.io.save_sae``), the folder ``tools/sae_report.py`` reads.
 
-    Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`).
+    Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`)
+    and TopK-family dead-latent counters count every rank's inputs. The first-batch initialisation
+    (input scale, ``b_dec``) is still per rank.
     """
 
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
@@ -114,6 +116,11 @@ class SAETask(L.LightningModule):
             self.sae.init_decoder_bias(x, self.decoder_bias_init)
         self.sae.init_from_data(x)
         self.initialised.fill_(True)
+
+    def on_fit_start(self) -> None:
+        if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
+            # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
+            self.sae.firing_reduce = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum")
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if not bool(self.initialised):
@@ -157,6 +164,8 @@ class SAETask(L.LightningModule):
         self.pooled = PooledFeatures()
 
     def on_fit_end(self) -> None:
+        if hasattr(self.sae, "firing_reduce"):
+            self.sae.firing_reduce = None
         if self.export_sae and self.trainer.is_global_zero:
             from vtrep.sae.io import save_sae
 

@@ -1,0 +1,20 @@
+"""A callback the DDP test adds through the CLI: which rows each rank trained on, per epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+
+
+class SeenRows(L.Callback):
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir, self.seen = Path(out_dir), {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.seen.setdefault(trainer.current_epoch, []).extend(batch["meta"][:, 0].tolist())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.seen))
