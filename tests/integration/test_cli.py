@@ -123,3 +123,12 @@ def test_wandb_offline_run_holds_metrics_config_and_images(tmp_path, monkeypatch
     assert (tmp_path / "runs" / "vtrep" / run_id / "encoder" / "model.safetensors").is_file()
     assert list((tmp_path / "runs" / "vtrep" / run_id / "reconstructions").glob("*.png"))
     assert not (tmp_path / "runs" / "encoder").exists()
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu_bf16", "ddp", "fsdp", "wandb"])
+def test_trainer_configs_compose_with_an_experiment(trainer, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"),
+                 "--config", str(ROOT / f"configs/trainer/{trainer}.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    assert "vtrep.tasks.VideoMAETask" in capsys.readouterr().out
