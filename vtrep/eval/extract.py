@@ -51,6 +51,15 @@ def _grid_cells(*sizes: int) -> torch.Tensor:
     return torch.stack(axes, dim=-1).reshape(-1, len(sizes))
 
 
+def _add_tokens(writer: FeatureShardWriter, tokens: torch.Tensor, cells: torch.Tensor, first_item: int,
+                label: torch.Tensor | None) -> None:
+    """Write tokens ``(B, M, D)`` with metadata ``item, *cells (M, c), label`` (items numbered from ``first_item``)."""
+    b, m, d = tokens.shape
+    meta = torch.cat([(first_item + torch.arange(b)).repeat_interleave(m)[:, None], cells.repeat(b, 1),
+                      _labels(label, b).repeat_interleave(m)[:, None]], dim=1)
+    writer.add(tokens.reshape(b * m, d), meta)
+
+
 def _check_meta(writer: FeatureShardWriter, names: list[str]) -> None:
     if writer.meta_names != names:
         raise ValueError(f"the writer's metadata must be {names}, got {writer.meta_names}")
@@ -69,11 +78,8 @@ def extract_video_tokens(backbone, loader, writer: FeatureShardWriter, device: s
     for batch in loader:
         video, label = _input_and_label(batch, "video")
         tokens = backbone.forward_features(video.to(device))  # (B, N, D)
-        b, n, d = tokens.shape
-        meta = torch.cat([(clips + torch.arange(b)).repeat_interleave(n)[:, None], cells.repeat(b, 1),
-                          _labels(label, b).repeat_interleave(n)[:, None]], dim=1)
-        writer.add(tokens.reshape(b * n, d), meta)
-        clips += b
+        _add_tokens(writer, tokens, cells, clips, label)
+        clips += tokens.shape[0]
     return clips
 
 
@@ -101,11 +107,8 @@ def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bo
     for batch in loader:
         x, label = _input_and_label(batch, "x")
         tokens, cells = series_tokens(encoder, x.to(device).float(), revin)
-        b, m, d = tokens.shape
-        meta = torch.cat([(count + torch.arange(b)).repeat_interleave(m)[:, None], cells.repeat(b, 1),
-                          _labels(label, b).repeat_interleave(m)[:, None]], dim=1)
-        writer.add(tokens.reshape(b * m, d), meta)
-        count += b
+        _add_tokens(writer, tokens, cells, count, label)
+        count += tokens.shape[0]
     return count
 
 
