@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+from safetensors.torch import save_file
 
 
 class SeenRows(L.Callback):
@@ -18,3 +19,6 @@ class SeenRows(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.seen))
+        # each rank's replica, to check that they stayed equal
+        state = {k: v.detach().cpu().contiguous() for k, v in pl_module.state_dict().items()}
+        save_file(state, str(self.out_dir / f"rank{trainer.global_rank}.safetensors"))

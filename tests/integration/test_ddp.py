@@ -17,7 +17,7 @@ ROWS, VAL = 1024, 0.125
 TRAIN = int(ROWS * (1 - VAL))
 
 
-def fit(root: Path, devices: int, batch_size: int) -> None:
+def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True) -> None:
     args = [sys.executable, "-m", "vtrep", "fit", "--seed_everything", "0",
             "--trainer.accelerator", "cpu", "--trainer.devices", str(devices), "--trainer.max_epochs", "2",
             "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
@@ -26,11 +26,12 @@ def fit(root: Path, devices: int, batch_size: int) -> None:
             "--trainer.callbacks+=ddp_probe.SeenRows", f"--trainer.callbacks.out_dir={root / 'seen'}",
             "--model", "vtrep.tasks.SAETask", "--model.sae", "vtrep.sae.TopKSAE",
             "--model.sae.d_in", "16", "--model.sae.num_latents", "64", "--model.sae.k", "4",
-            # per-rank first-batch initialisation would differ from one process's: fixed init for the comparison
-            "--model.normalise_input", "false", "--model.decoder_bias_init", "none", "--model.lr", "1e-3",
+            "--model.lr", "1e-3",
             "--data", "datamodules.PlantedDataModule", "--data.num_samples", str(ROWS), "--data.d", "16",
             "--data.num_atoms", "32", "--data.active", "3", "--data.val_fraction", str(VAL),
             "--data.batch_size", str(batch_size)]
+    if fixed_init:  # rank 0's first half-batch would initialise differently from one process's whole batch
+        args += ["--model.normalise_input", "false", "--model.decoder_bias_init", "none"]
     if devices > 1:
         args += ["--trainer.strategy", "ddp"]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
@@ -55,3 +56,11 @@ def test_two_process_ddp_matches_one_process_with_the_same_effective_batch(tmp_p
         assert sorted(rows) == list(range(TRAIN)), "a row was skipped or seen twice in an epoch"
         assert sorted(rows) == sorted(alone[epoch])
     assert seen[0]["0"] != seen[0]["1"]  # a new order each epoch
+
+
+def test_ranks_start_from_rank_zeros_first_batch_initialisation_and_stay_equal(tmp_path):
+    fit(tmp_path, devices=2, batch_size=32, fixed_init=False)
+    replicas = [load_file(str(tmp_path / "seen" / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert float(replicas[0]["sae.input_scale"]) != 1.0  # the data-dependent initialisation ran
+    for name in replicas[0]:
+        assert torch.equal(replicas[0][name], replicas[1][name]), f"{name} differs between ranks"

@@ -88,7 +88,7 @@ class SAETask(L.LightningModule):
 
     Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`)
     and TopK-family dead-latent counters count every rank's inputs. The first-batch initialisation
-    (input scale, ``b_dec``) is still per rank.
+    (input scale, ``b_dec``, archetypal candidates) is rank 0's, broadcast to the others.
     """
 
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
@@ -116,6 +116,10 @@ class SAETask(L.LightningModule):
             self.sae.init_decoder_bias(x, self.decoder_bias_init)
         self.sae.init_from_data(x)
         self.initialised.fill_(True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank initialised from its own first batch: take rank 0's, so the replicas start equal
+            for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
+                torch.distributed.broadcast(tensor.data, src=0)
 
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
