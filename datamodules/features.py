@@ -120,6 +120,11 @@ class FeatureShards(IterableDataset):
         self.num_workers, self.rank, self.world_size = num_workers, rank, world_size
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle as epoch ``epoch`` next (``SAETask`` calls it at each epoch start, so a resumed run
+        reshuffles as the uninterrupted one did; without it each pass counts up from 0)."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         rank, world = self._distributed()
         if world > 1:

@@ -163,3 +163,39 @@ def test_datamodule_validates_on_a_second_folder_of_the_same_width(tmp_path):
     write(tmp_path / "wide", rows=50, width=6)
     with pytest.raises(ValueError, match="width 6"):
         FeatureDataModule(str(tmp_path / "train"), val_root=str(tmp_path / "wide"))
+
+
+def test_set_epoch_reproduces_that_epochs_order_and_sae_task_sets_it(tmp_path):
+    import lightning as L
+
+    from vtrep.sae import TopKSAE
+    from vtrep.tasks import SAETask
+
+    write(tmp_path, rows=500, width=4, shard_rows=100)
+    ran = FeatureShards(tmp_path, batch_size=50, buffer_rows=100)
+    orders = [torch.cat([b["meta"][:, 0] for b in ran]) for _ in range(3)]  # epochs 0, 1, 2 in one run
+    resumed = FeatureShards(tmp_path, batch_size=50, buffer_rows=100)
+    resumed.set_epoch(2)
+    assert torch.equal(torch.cat([b["meta"][:, 0] for b in resumed]), orders[2])
+    assert not torch.equal(orders[1], orders[2])
+
+    class Rows(L.Callback):
+        def __init__(self):
+            self.rows = {}
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.rows.setdefault(trainer.current_epoch, []).extend(batch["meta"][:, 0].tolist())
+
+    def fit(epochs, root, ckpt=None):
+        rows = Rows()
+        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=root, accelerator="cpu", callbacks=[rows], num_sanity_val_steps=0)
+        trainer.fit(SAETask(TopKSAE(4, 8, k=2), export_sae=False),
+                    datamodule=FeatureDataModule(str(tmp_path), batch_size=64, buffer_rows=128), ckpt_path=ckpt)
+        return rows.rows
+
+    whole = fit(2, tmp_path / "whole")
+    fit(1, tmp_path / "first")
+    ckpt = next((tmp_path / "first").rglob("*.ckpt"))
+    resumed = fit(2, tmp_path / "resumed", str(ckpt))
+    assert resumed[1] == whole[1]  # the resumed epoch shuffles as epoch 1, not as a first pass

@@ -126,6 +126,13 @@ class SAETask(L.LightningModule):
             # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
             self.sae.firing_reduce = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum")
 
+    def on_train_epoch_start(self) -> None:
+        # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
+        # (Read by the iterator's first batch, so exact with in-process loading; worker copies keep their own.)
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if not bool(self.initialised):
             self.initialise_from(batch_features(batch))
