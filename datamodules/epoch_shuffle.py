@@ -24,6 +24,13 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (``(0, 1)`` outside a distributed run)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class EpochShuffle(DistributedSampler):
     """A random permutation of the rows per epoch, from ``seed + epoch``; this rank's share of it.
 
@@ -39,8 +46,7 @@ class EpochShuffle(DistributedSampler):
     def __init__(self, data: Sized, seed: int | None = None) -> None:
         if seed is None:
             seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
-        distributed = dist.is_available() and dist.is_initialized()
-        world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        rank, world = rank_and_world()
         super().__init__(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
 
 

@@ -26,6 +26,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from datamodules.epoch_shuffle import rank_and_world
+
 INDEX = "index.json"
 
 
@@ -89,11 +91,16 @@ def read_index(root: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def read_shard(root: str | os.PathLike, entry: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, meta)`` of one shard (``entry`` from the index's ``shards``), memory-mapped."""
+    with safe_open(str(Path(root) / entry["file"]), framework="pt") as handle:
+        return handle.get_tensor("features"), handle.get_tensor("meta")
+
+
 def load_features(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     """Every row of a feature folder in order, ``(features (rows, d) float32, meta (rows, M))`` — for
     folders that fit in memory, e.g. pooled features for a linear probe."""
-    index = read_index(root)
-    parts = [FeatureShards(root, batch_size=1 << 30, shuffle=False)._read(i) for i in range(len(index["shards"]))]
+    parts = [read_shard(root, entry) for entry in read_index(root)["shards"]]
     return torch.cat([f for f, _ in parts]).float(), torch.cat([m for _, m in parts])
 
 
@@ -131,16 +138,8 @@ class FeatureShards(IterableDataset):
             return self._per_reader_batches() * max(self.num_workers, 1)
         return math.ceil(sum(self.index["shards"][i]["rows"] for i in self.shards) / self.batch_size)
 
-    def _read(self, shard: int) -> tuple[torch.Tensor, torch.Tensor]:
-        with safe_open(str(self.root / self.index["shards"][shard]["file"]), framework="pt") as handle:
-            return handle.get_tensor("features"), handle.get_tensor("meta")
-
     def _distributed(self) -> tuple[int, int]:
-        if self.world_size is not None:
-            return self.rank or 0, self.world_size
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
+        return (self.rank or 0, self.world_size) if self.world_size is not None else rank_and_world()
 
     def _readers(self) -> int:
         rank, world = self._distributed()
@@ -173,7 +172,7 @@ class FeatureShards(IterableDataset):
         features = meta = None
         keep = self.buffer_rows if self.shuffle else 0
         for shard in order:
-            f, m = self._read(shard)
+            f, m = read_shard(self.root, self.index["shards"][shard])
             features = f if features is None else torch.cat([features, f])
             meta = m if meta is None else torch.cat([meta, m])
             if self.shuffle:  # once per shard: rows of this and earlier shards mix in the buffer

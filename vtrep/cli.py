@@ -1,7 +1,9 @@
-"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus ``probe``, ``extract`` and ``import-videomae``."""
+"""The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus
+``probe``, ``extract`` and ``import-videomae``."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from lightning.pytorch.cli import LightningCLI
@@ -23,22 +25,17 @@ class VtrepCLI(LightningCLI):
         return trainer
 
 
+# commands beside LightningCLI's, imported only when used
+EXTRA_COMMANDS = {"probe": ("vtrep.eval.probe_cli", "probe_cli"),
+                  "extract": ("vtrep.eval.extract_cli", "extract_cli"),
+                  "import-videomae": ("vtrep.interop.import_cli", "import_cli")}
+
+
 def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] == "probe":
-        from vtrep.eval.probe_cli import probe_cli
-
-        probe_cli(argv[1:])
-        return
-    if argv and argv[0] == "extract":
-        from vtrep.eval.extract_cli import extract_cli
-
-        extract_cli(argv[1:])
-        return
-    if argv and argv[0] == "import-videomae":
-        from vtrep.interop.import_cli import import_cli
-
-        import_cli(argv[1:])
+    if argv and argv[0] in EXTRA_COMMANDS:
+        module, function = EXTRA_COMMANDS[argv[0]]
+        getattr(importlib.import_module(module), function)(argv[1:])
         return
     VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
              save_config_kwargs={"overwrite": True})

@@ -13,7 +13,7 @@ from datamodules.features import FeatureShardWriter
 from vtrep.eval.encoders import encoder_kind, load_encoder
 from vtrep.eval.extract import (POOLED_META, SERIES_META, VIDEO_META, extract_pooled, extract_series_tokens,
                                 extract_video_tokens)
-from vtrep.eval.feature_source import split_dataset, split_loader, write_source
+from vtrep.eval.feature_source import split_loader, write_source
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -41,8 +41,8 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     kind = encoder_kind(module)
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
     writer = FeatureShardWriter(output, names, shard_rows, DTYPES[dtype])
-    items = len(split_dataset(data, split))
     loader = split_loader(data, split, batch_size)
+    items = len(loader.dataset)
     start = time.perf_counter()
     with torch.inference_mode():
         if features == "pooled":

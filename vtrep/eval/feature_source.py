@@ -56,32 +56,36 @@ def build_datamodule(config: dict[str, Any]) -> L.LightningDataModule:
     return getattr(importlib.import_module(module), name)(**config.get("init_args", {}))
 
 
-def split_dataset(data: L.LightningDataModule, split: Split) -> Dataset:
-    """The items of ``split`` in extraction order, with evaluation transforms (no augmentation)."""
+def _prepared(data: L.LightningDataModule, split: Split) -> L.LightningDataModule:
+    """``data`` set up, after checking that it has ``split``."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if hasattr(data, "feature_dataloader") and split == "test":
+        raise ValueError(f"{type(data).__name__} has 'train' and 'val' splits, not 'test'")
     data.prepare_data()
     data.setup("fit")
-    name = type(data).__name__
+    return data
+
+
+def split_dataset(data: L.LightningDataModule, split: Split) -> Dataset:
+    """The items of ``split`` in extraction order, with evaluation transforms (no augmentation)."""
+    _prepared(data, split)
     if hasattr(data, "feature_dataloader"):  # video datamodules: centre clips, eval transform
-        if split == "test":
-            raise ValueError(f"{name} has 'train' and 'val' splits, not 'test'")
         return data.feature_dataloader(split).dataset
     if hasattr(data, "windows"):  # forecasting windows
         return data.windows[split]
     if hasattr(data, "train_set"):  # classification: the test split is also the validation one
         return data.train_set if split == "train" else data.test_set
-    raise ValueError(f"{name} has no known split datasets (feature_dataloader, windows or train_set/test_set)")
+    raise ValueError(f"{type(data).__name__} has no known split datasets (feature_dataloader, windows or "
+                     "train_set/test_set)")
 
 
 def split_loader(data: L.LightningDataModule, split: Split, batch_size: int | None = None) -> DataLoader:
     """A one-pass, unshuffled loader over :func:`split_dataset`."""
     if hasattr(data, "feature_dataloader"):
-        split_dataset(data, split)  # validates the split name
-        return data.feature_dataloader(split, batch_size)
-    dataset = split_dataset(data, split)
-    return DataLoader(dataset, batch_size=batch_size or getattr(data, "batch_size", 32), shuffle=False,
-                      num_workers=getattr(data, "num_workers", 0))
+        return _prepared(data, split).feature_dataloader(split, batch_size)
+    return DataLoader(split_dataset(data, split), batch_size=batch_size or getattr(data, "batch_size", 32),
+                      shuffle=False, num_workers=getattr(data, "num_workers", 0))
 
 
 class SourceItems:

@@ -121,10 +121,13 @@ class SAETask(L.LightningModule):
             for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
                 torch.distributed.broadcast(tensor.data, src=0)
 
+    def sum_across_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op="sum")
+
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
             # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
-            self.sae.firing_reduce = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum")
+            self.sae.firing_reduce = self.sum_across_ranks
 
     def on_train_epoch_start(self) -> None:
         # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
@@ -166,7 +169,7 @@ class SAETask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.world_size > 1:  # sums over every rank's inputs, not a mean of per-rank ratios
-            self.metrics.sync(lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum"))
+            self.metrics.sync(self.sum_across_ranks)
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
         if self.probe_check and self.pooled.clips:
