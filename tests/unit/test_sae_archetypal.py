@@ -23,6 +23,7 @@ def fitted(**kwargs) -> tuple[ArchetypalSAE, torch.Tensor]:
     x = torch.randn(64, D, dtype=torch.float64) * 3 + 1
     sae.fit_input_scale(x)
     sae.init_decoder_bias(x)
+    sae.init_from_data(x)
     return sae, x
 
 
@@ -197,10 +198,10 @@ def test_candidates_are_centroids_of_the_scaled_centred_inputs():
     assert bool(sae.candidates_fitted)
 
 
-def test_init_decoder_bias_fits_candidates_only_the_first_time():
+def test_init_from_data_fits_candidates_only_the_first_time():
     sae, x = fitted()
     candidates = sae.candidates.clone()
-    sae.init_decoder_bias(x * 2 + 5)
+    sae.init_from_data(x * 2 + 5)
     assert torch.equal(sae.candidates, candidates)
     sae.init_candidates(x * 2 + 5)  # an explicit call refits
     assert not torch.equal(sae.candidates, candidates)

@@ -29,7 +29,7 @@ def build(name: str, d: int, latents: int, k: int, dead_after: int):
         "batchtopk": lambda: BatchTopKSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "matryoshka": lambda: MatryoshkaSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "abstopk": lambda: AbsTopKSAE(d, latents, k=k),
-        # candidates: k-means on the 4096 inputs train() passes to init_decoder_bias
+        # candidates: k-means on the 4096 inputs train() passes to init_from_data
         "archetypal": lambda: ArchetypalSAE(d, latents, k=k, dead_after_tokens=dead_after),
         "jumprelu": lambda: JumpReLUSAE(d, latents, threshold_init=0.5, bandwidth=0.05, l0_coef=1e-2),
         "relu_l1": lambda: ReLUL1SAE(d, latents, l1_coef=0.05),
@@ -42,6 +42,7 @@ def build(name: str, d: int, latents: int, k: int, dead_after: int):
 def train(sae, x: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int) -> float:
     sae.fit_input_scale(x[:4096])
     sae.init_decoder_bias(x[:4096])
+    sae.init_from_data(x[:4096])  # any further data-dependent set-up (archetypal candidates), as SAETask
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()

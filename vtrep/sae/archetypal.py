@@ -44,7 +44,7 @@ Where this deviates from the reference, and why:
 - :meth:`fold_input_scale` adds ``log s`` to ``m`` instead of scaling ``C`` and ``Λ``, so the bound ``δ``
   keeps its meaning if training resumes from a folded model.
 - k-means (k-means++ seeding, Lloyd iterations) runs on the sample given to :meth:`init_candidates`
-  (with ``SAETask``, its first training batch: see :meth:`init_decoder_bias`), not on the whole
+  (with ``SAETask``, its first training batch: see :meth:`init_from_data`), not on the whole
   training set.
 
 Cost: ``D`` is formed each time ``W_dec`` is read (``O(K·n_c·d)``; twice per step when AuxK is
@@ -58,7 +58,7 @@ Encoding or decoding before the candidates are set raises (``RuntimeError`` nami
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -114,7 +114,7 @@ class ArchetypalSAE(TopKSAE):
     """Relaxed Archetypal TopK SAE (see the module docstring for the formulation and deviations).
 
     The candidates ``C`` come from data, not from the constructor: call :meth:`init_candidates` on a
-    sample of raw inputs (``SAETask`` does so through :meth:`init_decoder_bias` on its first batch)
+    sample of raw inputs (``SAETask`` does so through :meth:`init_from_data` on its first batch)
     before encoding or decoding.
 
     Args:
@@ -175,7 +175,7 @@ class ArchetypalSAE(TopKSAE):
     def _require_candidates(self) -> None:
         if not bool(self.candidates_fitted):
             raise RuntimeError(f"{type(self).__name__} has no candidate points yet: call init_candidates(x) on a "
-                               "sample of inputs first (SAETask does it via init_decoder_bias on its first batch)")
+                               "sample of inputs first (SAETask does it via init_from_data on its first batch)")
 
     def pre_activation(self, x_scaled: torch.Tensor) -> torch.Tensor:
         self._require_candidates()  # the encoder is tied to the dictionary at init_candidates
@@ -245,18 +245,9 @@ class ArchetypalSAE(TopKSAE):
         return weights
 
     @torch.no_grad()
-    def init_decoder_bias(self, x: torch.Tensor, method: Literal["geometric_median", "mean"] = "geometric_median",
-                          iterations: int = 100) -> None:
-        """The base class's ``b_dec`` init, then :meth:`init_candidates` on the same sample if no candidates
-        are set yet: this is the data-dependent hook ``SAETask`` (and ``tools/bench/sae_planted.py``)
-        already call on the first batch, after the input scale is fitted."""
-        super().init_decoder_bias(x, method, iterations)
-        if not bool(self.candidates_fitted):
-            self.init_candidates(x)
-
-    @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
-        """The candidates from ``x`` when ``init_decoder_bias`` did not set them (``decoder_bias_init="none"``)."""
+        """:meth:`init_candidates` on ``x`` unless candidates are set: the data-dependent hook ``SAETask`` calls
+        on its first batch, after the input scale and ``b_dec`` are fitted."""
         if not bool(self.candidates_fitted):
             self.init_candidates(x)
 
