@@ -6,11 +6,18 @@ first 12 months (of 30 days) train, the next 4 validate, the next 4 test; other 
 is ``context (C, L)`` followed by ``target (C, H)`` (axes ``C T`` as everywhere in vtrep); a split's windows have every target step
 inside that split (the context of the first validation / test windows reaches back into the
 previous split, as in PatchTST's ``border1s``), so no test target was ever a training target.
+
+Faults in the file are rejected, naming the file, the line and the column: a row with more or fewer
+fields than the header (the channels of one table share one length), a date that is not ISO 8601,
+and a value that is empty, not a number, NaN or infinite — a gap would reach the training
+statistics and every window that covers it, so fill gaps before loading. A constant channel is
+standardised with a standard deviation of 1 (it becomes 0), never divided by zero.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +29,7 @@ from torch.utils.data import Dataset
 
 SplitName = Literal["train", "val", "test"]
 HOURS_PER_MONTH = 30 * 24
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -33,6 +41,18 @@ class ForecastingTable:
     channels: list[str]
 
 
+def _parse_value(text: str, path: Path, line: int, column: str) -> float:
+    """One finite value within float32 range; anything else is an error naming the line and the column."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not abs(value) <= FLOAT32_MAX:  # also false for NaN
+        raise ValueError(f"{path}: line {line}, column {column!r}: value {text.strip()!r} is not a finite number; "
+                         "forecasting needs a value at every step (fill gaps before loading)")
+    return value
+
+
 def read_forecasting_csv(path: str | Path, date_column: str = "date", channels: list[str] | None = None
                          ) -> ForecastingTable:
     """Read ``path``; ``channels`` picks and orders columns (default: every column but the date)."""
@@ -42,7 +62,7 @@ def read_forecasting_csv(path: str | Path, date_column: str = "date", channels: 
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        rows = [row for row in reader if row]
+        rows = [(reader.line_num, row) for row in reader if row]  # line numbers as an editor shows them
     if not header or not rows:
         raise ValueError(f"{path}: empty CSV")
     if date_column not in header:
@@ -55,14 +75,14 @@ def read_forecasting_csv(path: str | Path, date_column: str = "date", channels: 
     date_index = header.index(date_column)
     values = np.empty((len(rows), len(columns)), dtype=np.float32)
     stamps = []
-    for i, row in enumerate(rows):
+    for i, (line, row) in enumerate(rows):
         if len(row) != len(header):
-            raise ValueError(f"{path}: line {i + 2} has {len(row)} fields, the header has {len(header)}")
+            raise ValueError(f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
         try:
             stamps.append(datetime.fromisoformat(row[date_index]))
-            values[i] = [float(row[c]) for c in columns]
         except ValueError as error:
-            raise ValueError(f"{path}: line {i + 2}: {error}") from None
+            raise ValueError(f"{path}: line {line}, column {date_column!r}: {error}") from None
+        values[i] = [_parse_value(row[c], path, line, header[c]) for c in columns]
     return ForecastingTable(stamps, values, names)
 
 

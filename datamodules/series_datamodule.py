@@ -1,7 +1,10 @@
 """Lightning datamodules for time series: UCR/UEA classification, CSV forecasting, generated defaults.
 
 Classification batches are ``(x (B, C, T), y (B,))``; NaN marks steps past the end of shorter
-series and is left to the model (``nan_to_zero=True`` replaces it). Forecasting batches are
+series and missing observations, and is left to the model (TS2Vec's encoder masks it;
+``nan_to_zero=True`` sets it to 0 after normalisation, for models that cannot read NaN). The
+fault rules of the files (inf, empty series, labels, classes) are in :mod:`datamodules.ucr` and
+:mod:`datamodules.forecasting_csv`. Forecasting batches are
 ``(context (B, C, L), target (B, C, H))`` on the training-standardised scale.
 """
 
@@ -43,7 +46,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
         batch_size: clips per batch.
         num_workers: DataLoader worker processes.
         normalise: apply TS2Vec's normalisation rule.
-        nan_to_zero: replace NaN padding by 0.
+        nan_to_zero: replace NaN (end padding and missing observations) by 0, after normalisation.
         generated_per_class: series per class of the generated default (train; test gets half).
         generated_length: length of the generated series.
     """
@@ -78,6 +81,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
+        """Distinct training labels ``K``; labels are ``0..K−1`` and a class may be absent from the test split."""
         return len(self.classes)
 
     def train_dataloader(self) -> DataLoader:

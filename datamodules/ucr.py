@@ -10,6 +10,25 @@ Series come out as ``x (n, C, T)`` float32 with NaN where a series is shorter, l
 TS2Vec's ``datautils.py``: UCR sets already z-normalised per series are left as they are; the
 2018 additions that are not (``NON_NORMALISED_UCR``) get one dataset-level z-score from training
 statistics; multivariate sets get a per-channel z-score from training statistics.
+
+Faults in the files follow these rules (messages name the file, the line and, for a value, its
+position: ``value k`` counts from 1 after the label, ``dimension d`` is ``dim_d``):
+
+* NaN after a series' last value is variable-length padding. Rows of one ``.tsv`` file must have
+  one width (UCR pads them), else the line is rejected; ``.ts`` series and dimensions of different
+  lengths, and train / test splits of different lengths, are NaN-padded at the end to the longest.
+* NaN before a series' last value (``.ts``: ``?``) is a missing observation. It is kept as NaN, as
+  TS2Vec keeps it: its encoder masks such steps. Models that cannot read NaN load with
+  ``SeriesClassificationDataModule(nan_to_zero=True)``, which sets padding and gaps to 0.
+* ``inf`` / ``-inf``, values beyond float32's range, empty fields and text are rejected.
+* A series with no value at all, or (multivariate) with a dimension that has no value, is rejected:
+  nothing could be learned from it and it would turn per-channel statistics into NaN.
+* Constant series and channels stay finite: a zero standard deviation divides by 1 instead.
+* Labels may be numbers or text. Numeric spellings of one value are one class (``1``, ``1.0``);
+  classes are sorted, numbers by value first, then text, and numbered ``0..K−1``, so gaps in the
+  label set (``1, 3, 7``) leave no empty class index. An empty or NaN label is rejected.
+* ``K`` is the number of distinct training labels. A class absent from the test split is allowed; a
+  test label absent from the training split, or a training split with a single class, is rejected.
 """
 
 from __future__ import annotations
@@ -41,20 +60,56 @@ class LabelledSeries:
     y: np.ndarray
 
 
-def _parse_label(text: str) -> str:
-    """Labels as canonical strings: ``"1"``, ``"1.0"`` and ``"1e0"`` are one class."""
+def _parse_label(text: str, path: Path, number: int) -> str:
+    """Labels as canonical strings: ``"1"``, ``"1.0"`` and ``"1e0"`` are one class; empty or NaN is an error."""
     text = text.strip()
     try:
         value = float(text)
     except ValueError:
+        if not text:
+            raise SeriesFileError(f"{path}: line {number} has an empty label") from None
         return text
+    if np.isnan(value):
+        raise SeriesFileError(f"{path}: line {number} has the label {text!r}; every series needs a class label")
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+def _overflows(values: list[float]) -> np.ndarray:
+    """Which values are infinite once stored as float32 (``inf`` itself, or beyond ±3.4e38)."""
+    with np.errstate(over="ignore"):
+        return np.isinf(np.asarray(values, dtype=np.float32))
+
+
+def _parse_values(fields: list[str], path: Path, where: str, missing: str = "") -> list[float]:
+    """Floats of ``fields`` (``missing`` reads as NaN); text or infinity is an error naming ``where`` and the value."""
+    try:
+        values = [np.nan if missing and v.strip() == missing else float(v) for v in fields]
+    except ValueError:
+        values = None
+    if values is not None and not _overflows(values).any():
+        return values
+    for index, text in enumerate(fields, start=1):
+        if missing and text.strip() == missing:
+            continue
+        try:
+            bad = bool(_overflows([float(text)])[0])
+        except ValueError:
+            bad = True
+        if bad:
+            raise SeriesFileError(f"{path}: {where} value {index} is {text.strip()!r}; values must be finite "
+                                  f"float32 numbers (missing values are {repr(missing) if missing else 'NaN'})")
+    raise AssertionError("unreachable: a value failed to parse but none is bad")
+
+
 def _check_series(x: np.ndarray, path: Path, rows: list[int]) -> None:
-    empty = np.isnan(x).all(axis=(1, 2))
+    """Reject series with no value at all, or a dimension with none (see the module docstring)."""
+    empty = np.isnan(x).all(axis=2)  # (n, C)
+    if empty.all(axis=1).any():
+        row = int(np.argmax(empty.all(axis=1)))
+        raise SeriesFileError(f"{path}: series on line {rows[row]} has no values (all NaN)")
     if empty.any():
-        raise SeriesFileError(f"{path}: series on line {rows[int(np.argmax(empty))]} has no values (all NaN)")
+        row, dim = (int(i) for i in np.argwhere(empty)[0])
+        raise SeriesFileError(f"{path}: series on line {rows[row]} has no values in dimension {dim} (all NaN)")
 
 
 def read_ucr_tsv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -73,11 +128,8 @@ def read_ucr_tsv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         elif len(fields) != width:
             raise SeriesFileError(f"{path}: line {number} has {len(fields)} fields, earlier lines have {width}; "
                                   "UCR files pad shorter series with NaN to one width")
-        try:
-            rows.append([float(v) for v in fields[1:]])
-        except ValueError as error:
-            raise SeriesFileError(f"{path}: line {number}: {error}") from None
-        labels.append(_parse_label(fields[0]))
+        labels.append(_parse_label(fields[0], path, number))
+        rows.append(_parse_values(fields[1:], path, f"line {number},"))
         lines.append(number)
     if not rows or width is None or width < 2:
         raise SeriesFileError(f"{path}: no series found")
@@ -112,11 +164,9 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         if series and len(dims) != len(series[0]):
             raise SeriesFileError(f"{path}: line {number} has {len(dims)} dimensions, earlier lines have "
                                   f"{len(series[0])}")
-        try:
-            series.append([[np.nan if v.strip() == "?" else float(v) for v in dim.split(",")] for dim in dims])
-        except ValueError as error:
-            raise SeriesFileError(f"{path}: line {number}: {error}") from None
-        labels.append(_parse_label(label))
+        labels.append(_parse_label(label, path, number))
+        series.append([_parse_values(dim.split(","), path, f"line {number}, dimension {d},", missing="?")
+                       for d, dim in enumerate(dims)])
         numbers.append(number)
     if not series or not series[0]:
         raise SeriesFileError(f"{path}: no series found after @data")
@@ -130,12 +180,18 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def remap_labels(train: np.ndarray, test: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Labels to ``0..K−1`` by sorted unique training label (TS2Vec); unseen test labels are an error."""
+    """Labels to ``0..K−1`` by sorted unique training label (TS2Vec); unseen test labels are an error.
+
+    Numbers sort by value before text labels, which sort as strings; ``classes[k]`` is the label of ``k``.
+    """
     classes = sorted(set(train.tolist()), key=lambda v: (not _is_number(v), float(v) if _is_number(v) else 0, v))
     index = {label: i for i, label in enumerate(classes)}
     unseen = sorted(set(test.tolist()) - set(index))
     if unseen:
         raise SeriesFileError(f"{source}: test labels {unseen} never occur in the training split")
+    if len(classes) < 2:
+        raise SeriesFileError(f"{source}: the training split has a single class {classes}; "
+                              "classification needs at least two")
     return (np.asarray([index[v] for v in train], dtype=np.int64),
             np.asarray([index[v] for v in test], dtype=np.int64), classes)
 

@@ -12,6 +12,9 @@ class RevIN(nn.Module):
     ``normalise(x)`` stores the mean and the population standard deviation (``sqrt(var + eps)``,
     ``eps = 1e-5``) of ``x (B, C, T)`` over time, then applies an optional per-channel affine map;
     ``denormalise(y)`` inverts both for ``y (B, C, H)``. Statistics are detached, as in PatchTST.
+
+    A constant series (zero variance) has ``std = sqrt(eps)``: it normalises to exactly 0 (the bias,
+    when affine) and denormalises back to itself exactly. Series need at least one step.
     """
 
     def __init__(self, num_channels: int | None = None, eps: float = 1e-5, affine: bool = True) -> None:
@@ -27,8 +30,15 @@ class RevIN(nn.Module):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, C, T)`` → normalised ``(B, C, T)``; remembers the statistics for :meth:`denormalise`."""
-        self.mean = x.mean(dim=-1, keepdim=True).detach()
-        self.std = torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + self.eps).detach()
+        # Statistics of x − x[..., :1] (shifted data): a constant series then gives exactly zero
+        # deviation and variance at any magnitude, so it normalises to 0 (not NaN / inf, as a sum of
+        # huge values would) and denormalises back bit for bit; large offsets also lose less precision.
+        if x.ndim != 3 or x.shape[-1] < 1:
+            raise ValueError(f"RevIN needs series x (B, C, T) with T >= 1, got shape {tuple(x.shape)}")
+        shift = x[..., :1].detach()
+        centred = x.detach() - shift
+        self.mean = shift + centred.mean(dim=-1, keepdim=True)
+        self.std = torch.sqrt(centred.var(dim=-1, keepdim=True, unbiased=False) + self.eps)
         x = (x - self.mean) / self.std
         return x * self.weight[:, None] + self.bias[:, None] if self.affine else x
 

@@ -39,13 +39,15 @@ def patchify_series(x: torch.Tensor, patch_length: int, stride: int) -> torch.Te
 def encoder_patches(x: torch.Tensor, encoder, revin: RevIN | None, name: str = "series") -> torch.Tensor:
     """The input stage shared by series tasks and feature extraction: ``x (B, C, T)`` → ``(B, C, Np, P)``.
 
-    Checks ``x`` against the encoder's ``context_length`` and for NaN (variable-length padding),
+    Checks ``x`` against the encoder's ``context_length`` and for NaN (variable-length padding) or inf,
     normalises it with ``revin`` when given, and patches it with the encoder's patch length and stride.
     """
     if x.ndim != 3 or x.shape[-1] != encoder.context_length:
         raise ValueError(f"expected {name} (B, C, {encoder.context_length}), got {tuple(x.shape)}")
-    if torch.isnan(x).any():
-        raise ValueError(f"{name} contain NaN (variable-length padding?); load them with nan_to_zero=True")
+    if not torch.isfinite(x).all():  # one check on the common path; inf would become NaN in RevIN or the encoder
+        if torch.isnan(x).any():
+            raise ValueError(f"{name} contain NaN (variable-length padding?); load them with nan_to_zero=True")
+        raise ValueError(f"{name} contain inf; series must be finite (the loaders reject inf in files)")
     if revin is not None:
         x = revin.normalise(x)
     return patchify_series(x, encoder.patch_length, encoder.stride)

@@ -53,6 +53,8 @@ def overlapping_crops(x: torch.Tensor, min_overlap: int = 2, generator: torch.Ge
     shifted by its own random offset that keeps both crops inside the series.
     """
     length = x.shape[-1]
+    if min_overlap < 1:  # an empty overlap would make ``first[..., -0:]`` the whole crop, not nothing
+        raise ValueError(f"min_overlap must be >= 1, got {min_overlap}")
     if length < min_overlap:
         raise ValueError(f"series of length {length} are shorter than min_overlap={min_overlap}")
 
