@@ -43,15 +43,29 @@ class EpochShuffle(DistributedSampler):
     with one process nothing is padded.
     """
 
-    def __init__(self, data: Sized, seed: int | None = None) -> None:
+    def __init__(self, data: Sized, seed: int | None = None, generator: torch.Generator | None = None) -> None:
         if seed is None:
             seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
         rank, world = rank_and_world()
         super().__init__(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        self.generator = generator
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose epoch ``epoch``'s permutation and reseed the loader's generator for it.
+
+        The loader draws its workers' base seed from that generator when the epoch's iterator is made, so
+        worker-side randomness (augmentations) depends on the epoch alone, not on how many iterators this
+        process made before: a run resumed at epoch ``e`` gives its workers the uninterrupted run's seeds.
+        """
+        super().set_epoch(epoch)
+        if self.generator is not None:
+            # distinct from the permutation's stream (seed + epoch) and from other ranks' (up to 1024 ranks)
+            self.generator.manual_seed(((self.seed + epoch) * 1024 + self.rank + 1) % 2**63)
 
 
 def shuffled_loader_kwargs(data: Sized, seed: int | None = None) -> dict[str, Any]:
     """``sampler`` and ``generator`` for a shuffled ``DataLoader`` over ``data`` (in place of ``shuffle=True``)."""
-    sampler = EpochShuffle(data, seed)
-    # the loader's own generator seeds worker processes; the global generator is left alone
-    return {"sampler": sampler, "generator": torch.Generator().manual_seed(sampler.seed)}
+    # the loader's own generator seeds worker processes (reseeded per epoch); the global one is left alone
+    generator = torch.Generator()
+    return {"sampler": EpochShuffle(data, seed, generator), "generator": generator}

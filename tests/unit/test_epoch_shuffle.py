@@ -48,3 +48,27 @@ def test_generator_states_survive_a_checkpoint_round_trip(tmp_path):
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
     assert restored.pending is None  # applied once, at the first epoch after the resume
+
+
+class WorkerDraws(torch.utils.data.Dataset):
+    """Each item is a draw from the worker's own generator, as an augmentation in a worker would be."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.rand(1)
+
+
+def epoch_draws(loader: DataLoader, epoch: int) -> torch.Tensor:
+    loader.sampler.set_epoch(epoch)  # what Lightning does before each epoch
+    return torch.cat(list(loader))
+
+
+def test_worker_randomness_depends_on_the_epoch_not_on_earlier_iterators():
+    data = WorkerDraws()
+    through = DataLoader(data, batch_size=2, num_workers=1, **shuffled_loader_kwargs(data, seed=5))
+    uninterrupted = [epoch_draws(through, e) for e in range(3)]
+    resumed = DataLoader(data, batch_size=2, num_workers=1, **shuffled_loader_kwargs(data, seed=5))
+    assert torch.equal(epoch_draws(resumed, 2), uninterrupted[2])  # fresh loader, straight to epoch 2
+    assert not torch.equal(uninterrupted[1], uninterrupted[2])  # a new worker seed each epoch
