@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -48,6 +49,12 @@ def test_two_process_ddp_matches_one_process_with_the_same_effective_batch(tmp_p
     one, ddp = (load_file(str(tmp_path / run / "sae" / "model.safetensors")) for run in ("one", "ddp"))
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], rtol=1e-4, atol=1e-5, msg=f"{name} differs")
+    # loss trajectory: the mean of the two ranks' batch losses is the one-process loss of their union
+    losses = [json.loads((tmp_path / "ddp" / "seen" / f"losses{r}.json").read_text()) for r in (0, 1)]
+    one_losses = json.loads((tmp_path / "one" / "seen" / "losses0.json").read_text())
+    assert len(losses[0]) == len(losses[1]) == len(one_losses) == 2 * (TRAIN // 64)
+    ddp_mean = [(a + b) / 2 for a, b in zip(*losses)]
+    assert ddp_mean == pytest.approx(one_losses, rel=1e-4, abs=1e-6)
     seen = [json.loads((tmp_path / "ddp" / "seen" / f"rank{r}.json").read_text()) for r in (0, 1)]
     alone = json.loads((tmp_path / "one" / "seen" / "rank0.json").read_text())
     for epoch in ("0", "1"):
