@@ -5,6 +5,10 @@ decoding, more tolerant of odd files). ``backend="auto"`` tries decord and falls
 any decoder error, so one unreadable-by-decord file does not stop a run. Decoders are imported
 and opened per call, never at import time: a handle opened in the main process and inherited by
 forked DataLoader workers is not safe to use.
+
+Each decoder attempt can be given a wall-clock limit (``timeout_s``, see
+:mod:`datamodules.time_limit`): a file that decodes forever fails like an unreadable one, and the next
+decoder gets its own full limit.
 """
 
 from __future__ import annotations
@@ -12,15 +16,25 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Literal, Sequence, Union
+from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
+from datamodules.time_limit import time_limit
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS = ("auto", "decord", "pyav")
 # Maps a video's frame count to the frame indices to read.
 FrameSelector = Callable[[int], Sequence[int]]
+
+
+class SelectionError(ValueError):
+    """Raised by a :data:`FrameSelector` that rejects a video (e.g. too short for a clip).
+
+    :func:`read_clip` passes it on as is instead of trying another decoder: the video was read, it
+    just cannot give what was asked.
+    """
 
 
 class VideoDecodeError(RuntimeError):
@@ -59,7 +73,7 @@ def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
     import av
 
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         total = stream.frames  # container metadata; 0 when unknown (e.g. some mkv/webm)
         if total > 0:
             wanted = _check_indices(select(total))
@@ -85,6 +99,14 @@ def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
         return np.stack([frames[i] for i in _clamp(wanted, last_index + 1)])
 
 
+def _video_stream(container):
+    """The first video stream; a clear error for files without one (e.g. audio only)."""
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+        raise ValueError(f"the file has no video stream (streams: {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
 _READERS = {"decord": _decord_read, "pyav": _pyav_read}
 
 
@@ -96,21 +118,34 @@ def _check_path_and_backend(path: str, backend: str) -> list[str]:
     return ["decord", "pyav"] if backend == "auto" else [backend]
 
 
-def read_clip(path: str, select: FrameSelector, backend: Backend = "auto") -> torch.Tensor:
+def read_clip(path: str, select: FrameSelector, backend: Backend = "auto",
+              timeout_s: Optional[float] = None) -> torch.Tensor:
     """Read the frames that ``select(frame_count)`` names, opening the file once.
+
+    Grayscale, odd-sized and variable-frame-rate videos come back as RGB at their own size
+    (frame indices count decoded frames, whatever their timestamps).
+
+    Args:
+        timeout_s: wall-clock limit per decoder attempt (``None``: none), so a file takes at most
+            ``timeout_s`` per backend tried.
 
     Returns:
         uint8 RGB frames ``(T, H, W, 3)``; indices past the end read the last frame.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        VideoDecodeError: every backend tried failed; the message names the file and each error.
+        SelectionError: ``select`` rejected the video (no other decoder is tried).
+        VideoDecodeError: every backend tried failed or timed out; the message names the file and each error.
     """
     path = str(path)
     reasons: dict[str, str] = {}
     for name in _check_path_and_backend(path, backend):
         try:
-            return torch.from_numpy(np.ascontiguousarray(_READERS[name](path, select)))
+            with time_limit(timeout_s, f"decoding with {name}"):
+                frames = _READERS[name](path, select)
+            return torch.from_numpy(np.ascontiguousarray(frames))
+        except SelectionError:
+            raise
         except Exception as error:  # noqa: BLE001 - any decoder failure triggers the fallback
             reasons[name] = f"{type(error).__name__}: {error}".strip()
     raise VideoDecodeError(path, reasons)
@@ -130,7 +165,7 @@ def _pyav_count(path: str) -> int:
     import av
 
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         if stream.frames > 0:
             return stream.frames
         return sum(1 for _ in container.decode(stream))
@@ -161,9 +196,11 @@ def _as_uint8_frames(frames: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
         raise ValueError(
             f"frames must be uint8 with shape (T, H, W, 3) and T > 0, got {array.dtype} {array.shape}"
         )
-    if array.shape[1] % 2 or array.shape[2] % 2:
-        raise ValueError(f"frames height and width must be even for yuv420p, got {array.shape[1:3]}")
     return np.ascontiguousarray(array)
+
+
+# Chroma subsampled by 2 in both directions: encoders need even frame sizes.
+_HALF_CHROMA = ("yuv420p", "yuvj420p", "nv12", "nv21")
 
 
 def write_video(
@@ -177,8 +214,9 @@ def write_video(
 ) -> Path:
     """Encode uint8 RGB ``frames`` ``(T, H, W, 3)`` to ``path`` and return the path.
 
-    ``pix_fmt`` ``yuv420p`` is what cameras and datasets use; ``yuv444p`` with ``crf=0`` is
-    lossless up to colour-conversion rounding (used for the generated default data).
+    ``pix_fmt`` ``yuv420p`` is what cameras and datasets use (height and width must be even);
+    ``yuv444p`` with ``crf=0`` is lossless up to colour-conversion rounding (used for the generated
+    default data) and allows odd sizes; ``gray`` stores luma only.
 
     A short keyframe interval ``gop`` keeps random access cheap for clip sampling. The file is
     written under a temporary name in the same folder and renamed, so ``path`` never holds a
@@ -187,6 +225,9 @@ def write_video(
     import av
 
     array = _as_uint8_frames(frames)
+    if pix_fmt in _HALF_CHROMA and (array.shape[1] % 2 or array.shape[2] % 2):
+        raise ValueError(f"frames height and width must be even for pix_fmt={pix_fmt!r}, got {array.shape[1:3]}; "
+                         "use pix_fmt='yuv444p' for odd sizes")
     for name, value in (("fps", fps), ("gop", gop)):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")

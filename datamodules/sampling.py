@@ -1,4 +1,4 @@
-"""Choose which frames of a video form one clip."""
+"""Choose which frames of a video form one clip, and what to do with videos too short for one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ from typing import Literal, Optional
 
 import torch
 
+from datamodules.decoding import SelectionError
+
 SAMPLING_MODES = ("random", "center")
+SHORT_CLIP_POLICIES = ("skip", "pad")
+ShortClips = Literal["skip", "pad"]
+
+
+class TooShortError(SelectionError):
+    """The video has fewer frames than one clip spans (raised with ``short="skip"``)."""
+
+
+def frames_needed(num_frames: int, sampling_rate: int) -> int:
+    """Frames a video needs so that a clip never repeats a frame: ``(num_frames - 1) * sampling_rate + 1``."""
+    return (num_frames - 1) * sampling_rate + 1
 
 
 def clip_indices(
@@ -15,6 +28,7 @@ def clip_indices(
     sampling_rate: int,
     mode: Literal["random", "center"],
     generator: Optional[torch.Generator] = None,
+    short: ShortClips = "pad",
 ) -> list[int]:
     """Indices of ``num_frames`` frames spaced ``sampling_rate`` apart in a video of ``total_frames``.
 
@@ -23,8 +37,9 @@ def clip_indices(
     ``generator`` or the global torch RNG, which DataLoader seeds differently per worker) or
     centred (``mode="center"``, deterministic).
 
-    If the video is shorter than the window the window starts at frame 0 and indices past the end
-    are clamped to the last frame, so the clip repeats its final frame rather than failing.
+    A video with fewer than :func:`frames_needed` frames is too short for a clip of distinct frames:
+    ``short="pad"`` starts the window at frame 0 and clamps indices past the end to the last frame
+    (the clip repeats its final frame); ``short="skip"`` raises :class:`TooShortError`.
     """
     for name, value in (("total_frames", total_frames), ("num_frames", num_frames),
                         ("sampling_rate", sampling_rate)):
@@ -32,6 +47,12 @@ def clip_indices(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if mode not in SAMPLING_MODES:
         raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
+    if short not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short!r}")
+    needed = frames_needed(num_frames, sampling_rate)
+    if short == "skip" and total_frames < needed:
+        raise TooShortError(f"the video has {total_frames} frames, a clip of num_frames={num_frames} at "
+                            f"sampling_rate={sampling_rate} needs {needed} (short_clips='skip')")
     max_start = max(total_frames - num_frames * sampling_rate, 0)
     if mode == "center":
         start = max_start // 2

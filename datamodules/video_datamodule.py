@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from datamodules.checks import check_loader_args
 from datamodules.decoding import BACKENDS
-from datamodules.epoch_shuffle import shuffled_loader_kwargs
+from datamodules.epoch_shuffle import rank_and_world, shuffled_loader_kwargs
+from datamodules.sampling import SHORT_CLIP_POLICIES
+from datamodules.skip_loader import SkippingLoader
+from datamodules.skip_tracker import SkipContext, SkipTracker
 from datamodules.splits import stratified_split
+from datamodules.time_limit import check_timeout
 from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from datamodules.video_csv import read_video_csv
 from datamodules.video_dataset import VideoClipDataset
@@ -33,6 +37,14 @@ class VideoDataModule(L.LightningDataModule):
     Training clips use a random offset and random crop/flip; validation, test and
     :meth:`feature_dataloader` clips use the centre offset and resize + centre crop.
 
+    Bad videos: the train and validation loaders skip a video that neither decoder can read
+    (within ``decode_timeout_s``), that has no video stream, or (``short_clips="skip"``) that is
+    too short for a clip; each skipped file is warned about once, the skips are counted per split
+    and epoch and written to ``skipped_videos.json`` / ``.txt`` in the run's log folder (see
+    :mod:`datamodules.skip_tracker`), and the run stops with :class:`TooManySkippedVideos` when more
+    than ``max_skip_fraction`` of a split fails. :meth:`feature_dataloader` never drops an item
+    (features are matched to items by position): it pads short clips and raises on a bad file.
+
     Args:
         root: folder-per-class video tree.
         train_csv: list file of training videos.
@@ -49,6 +61,10 @@ class VideoDataModule(L.LightningDataModule):
         backend: video decoder, ``"auto"`` tries decord then PyAV.
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
+        short_clips: videos with fewer than ``(num_frames - 1) * sampling_rate + 1`` frames:
+            ``"skip"`` them (reported like bad files) or ``"pad"`` the clip by repeating the last frame.
+        max_skip_fraction: largest fraction of a split's videos that may be skipped per epoch, in [0, 1].
+        decode_timeout_s: wall-clock limit per decoder attempt on one file (``None``: none).
     """
 
     def __init__(
@@ -68,6 +84,9 @@ class VideoDataModule(L.LightningDataModule):
         backend: Literal["auto", "decord", "pyav"] = "auto",
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
+        short_clips: Literal["skip", "pad"] = "skip",
+        max_skip_fraction: float = 0.1,
+        decode_timeout_s: Optional[float] = 60.0,
     ) -> None:
         super().__init__()
         if type(self).__init__ is VideoDataModule.__init__:
@@ -84,6 +103,13 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if short_clips not in SHORT_CLIP_POLICIES:
+            raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+        check_timeout(decode_timeout_s)
+        self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
+        # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
+        self.skip_tracker = SkipTracker(max_skip_fraction, self._skip_context)
+        self._report_dir: Optional[Path] = None
         self.root, self.train_csv, self.val_csv = root, train_csv, val_csv
         self.num_frames, self.sampling_rate, self.num_workers = num_frames, sampling_rate, num_workers
         self.val_fraction, self.split_seed, self.backend = val_fraction, split_seed, backend
@@ -145,23 +171,50 @@ class VideoDataModule(L.LightningDataModule):
         num_classes = max(label for _, label in train + val) + 1
         return train, val, [str(label) for label in range(num_classes)]
 
-    def _dataset(self, samples: Samples, train: bool) -> VideoClipDataset:
+    def _dataset(self, samples: Samples, train: bool, skip: bool = True) -> VideoClipDataset:
         return VideoClipDataset(samples, self.num_frames, self.sampling_rate,
                                 self.train_transform if train else self.eval_transform,
-                                mode="random" if train else "center", backend=self.backend)
+                                mode="random" if train else "center", backend=self.backend,
+                                short_clips=self.short_clips if skip else "pad",
+                                decode_timeout_s=self.decode_timeout_s, skip_bad_videos=skip)
 
     def setup(self, stage: Optional[str] = None) -> None:
         train, val, _ = self._ensure_index()
         if self.train_set is None:
             self.train_set = self._dataset(train, train=True)
             self.val_set = self._dataset(val, train=False)
+        if self.trainer is not None:
+            # Found here, where every DDP rank runs the same code: the log folder may need a collective.
+            from vtrep.tasks.run_dir import run_dir
 
-    def _loader(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool,
-                persistent: bool = True) -> DataLoader:
+            self._report_dir = run_dir(self.trainer)
+
+    def _skip_context(self) -> SkipContext:
+        rank, world = rank_and_world()
+        trainer = self.trainer
+        if trainer is None:
+            return SkipContext(rank=rank, world_size=world)
+        stage = "sanity_check" if trainer.sanity_checking else getattr(trainer.state.stage, "value", None)
+        return SkipContext(trainer.current_epoch, stage, self._report_dir, rank, world)
+
+    def skip_report(self) -> list[dict[str, Any]]:
+        """Every pass (split, epoch) that skipped videos, as in ``skipped_videos.json``."""
+        return self.skip_tracker.report()
+
+    def _loader_kwargs(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool,
+                       persistent: bool) -> dict[str, Any]:
         order = shuffled_loader_kwargs(dataset) if shuffle else {}
-        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
-                          drop_last=shuffle and len(dataset) > batch_size,
-                          persistent_workers=persistent and self.num_workers > 0, **order)
+        # A backstop for a worker stuck where decode_timeout_s cannot reach: every item of a batch
+        # may use its full limit with both decoders, plus a minute for the rest of the batch.
+        timeout = (2 * batch_size * self.decode_timeout_s + 60) if self.decode_timeout_s and self.num_workers else 0
+        return dict(batch_size=batch_size, num_workers=self.num_workers, timeout=timeout,
+                    drop_last=shuffle and len(dataset) > batch_size,
+                    persistent_workers=persistent and self.num_workers > 0, **order)
+
+    def _loader(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool, split: str) -> DataLoader:
+        return SkippingLoader(dataset, tracker=self.skip_tracker, split=split,
+                              decode_timeout_s=self.decode_timeout_s,
+                              **self._loader_kwargs(dataset, batch_size, shuffle, persistent=True))
 
     def _require_setup(self) -> None:
         if self.train_set is None:
@@ -170,11 +223,11 @@ class VideoDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled clips; drops the last partial batch when there is more than one batch."""
         self._require_setup()
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, self.batch_size, shuffle=True, split="train")
 
     def val_dataloader(self) -> DataLoader:
         self._require_setup()
-        return self._loader(self.val_set, self.batch_size, shuffle=False)
+        return self._loader(self.val_set, self.batch_size, shuffle=False, split="val")
 
     def test_dataloader(self) -> DataLoader:
         """The validation split: these sources define no separate test split."""
@@ -183,16 +236,18 @@ class VideoDataModule(L.LightningDataModule):
     def feature_dataloader(self, split: Literal["train", "val"], batch_size: Optional[int] = None) -> DataLoader:
         """Deterministic clips (centre offset, eval transform, no shuffle) for feature extraction.
 
-        Both splits use the eval pipeline so linear-probe features are not augmented.
+        Both splits use the eval pipeline so linear-probe features are not augmented. Item ``i`` is
+        video ``i`` of the split, always: short videos are padded, a bad file raises naming it.
         """
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         train, val, _ = self._ensure_index()
-        dataset = self._dataset(train if split == "train" else val, train=False)
+        dataset = self._dataset(train if split == "train" else val, train=False, skip=False)
         # A one-pass loader: persistent workers would only outlive it.
-        return self._loader(dataset, batch_size or self.batch_size, shuffle=False, persistent=False)
+        return DataLoader(dataset, **self._loader_kwargs(dataset, batch_size or self.batch_size, shuffle=False,
+                                                         persistent=False))
 
 
 def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optional[str]) -> None:

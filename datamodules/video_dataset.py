@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
 from datamodules.decoding import BACKENDS, read_clip
-from datamodules.sampling import SAMPLING_MODES, clip_indices
+from datamodules.sampling import SAMPLING_MODES, SHORT_CLIP_POLICIES, ShortClips, clip_indices
+from datamodules.skips import load_or_skip
+from datamodules.time_limit import check_timeout
 
 
 class VideoClipDataset(Dataset):
@@ -17,6 +19,10 @@ class VideoClipDataset(Dataset):
     Each item opens its file anew (nothing decoder-related is held on the dataset), which keeps
     the dataset picklable and safe with forked DataLoader workers.
 
+    ``dataset[i]`` raises if video ``i`` cannot be loaded. With ``skip_bad_videos`` the batch fetch
+    that DataLoader uses (``__getitems__``) returns a :class:`~datamodules.skips.SkippedVideo` in
+    place of such an item instead, to be dropped by :class:`~datamodules.skips.SkipCollate`.
+
     Args:
         samples: ``(path, label)`` pairs.
         num_frames: frames per clip ``T``.
@@ -24,6 +30,10 @@ class VideoClipDataset(Dataset):
         transform: uint8 frames ``(T, H, W, 3)`` to a float clip ``(C, T, H, W)``.
         mode: ``"random"`` clip offset (training) or ``"center"`` (evaluation).
         backend: decoder, see :func:`datamodules.decoding.read_frames`.
+        short_clips: videos shorter than a clip: ``"pad"`` repeats the last frame, ``"skip"`` fails
+            the item (see :func:`datamodules.sampling.clip_indices`).
+        decode_timeout_s: wall-clock limit per decoder attempt (``None``: none).
+        skip_bad_videos: batch fetches mark unloadable items instead of raising.
     """
 
     def __init__(
@@ -34,6 +44,9 @@ class VideoClipDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor],
         mode: Literal["random", "center"] = "random",
         backend: Literal["auto", "decord", "pyav"] = "auto",
+        short_clips: ShortClips = "pad",
+        decode_timeout_s: Optional[float] = None,
+        skip_bad_videos: bool = False,
     ) -> None:
         for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate)):
             if not isinstance(value, int) or value <= 0:
@@ -42,17 +55,28 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if short_clips not in SHORT_CLIP_POLICIES:
+            raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+        check_timeout(decode_timeout_s)
         self.samples = [(str(path), int(label)) for path, label in samples]
         self.num_frames, self.sampling_rate = num_frames, sampling_rate
         self.transform, self.mode, self.backend = transform, mode, backend
+        self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
+        self.skip_bad_videos = skip_bad_videos
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def _select(self, total_frames: int) -> list[int]:
-        return clip_indices(total_frames, self.num_frames, self.sampling_rate, self.mode)
+        return clip_indices(total_frames, self.num_frames, self.sampling_rate, self.mode, short=self.short_clips)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        frames = read_clip(path, self._select, self.backend)
+        frames = read_clip(path, self._select, self.backend, timeout_s=self.decode_timeout_s)
         return self.transform(frames), label
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """Items ``indices`` for one batch; with ``skip_bad_videos``, markers for those that fail."""
+        if not self.skip_bad_videos:
+            return [self[i] for i in indices]
+        return [load_or_skip(self.__getitem__, lambda i: self.samples[i][0], i) for i in indices]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from datamodules.decoding import write_video
+from datamodules.decoding import VideoDecodeError, write_video
 from datamodules.sampling import clip_indices
+from datamodules.skip_loader import SkippingLoader
+from datamodules.skip_tracker import SkippedVideoWarning, SkipTracker, TooManySkippedVideos
+from datamodules.skips import SkipCollate
 from datamodules.splits import stratified_split
 from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from datamodules.video_csv import read_video_csv
@@ -196,7 +200,7 @@ def test_csv_mode(video_root: Path, tmp_path: Path) -> None:
     for name in CLASSES:
         (tmp_path / name).symlink_to(video_root / name)
     module = VideoDataModule(train_csv=str(tmp_path / "train.csv"), val_csv=str(tmp_path / "val.csv"),
-                             num_frames=4, img_size=16, batch_size=2, num_workers=0)
+                             num_frames=4, sampling_rate=2, img_size=16, batch_size=2, num_workers=0)
     assert module.num_classes == 3 and len(module.train_samples) == 12 and len(module.val_samples) == 2
     assert next(iter(module.val_dataloader()))[0].shape == (2, 3, 4, 16, 16)
 
@@ -220,3 +224,126 @@ def test_fight_surv_folder() -> None:
     module.setup()
     video, label = module.val_set[0]
     assert video.shape == (3, 8, 112, 112) and label == 0
+
+
+# ---------------------------------------------------------------- bad videos
+def _tree_with_bad_val(root: Path) -> Path:
+    """Train: 2 good clips per class. Val (read in order): a/bad_0 (empty), a/bad_1 (text), a/good, b/good."""
+    rng = np.random.default_rng(1)
+    for split, cls in (("train", "a"), ("train", "b"), ("val", "a"), ("val", "b")):
+        (root / split / cls).mkdir(parents=True)
+        for i in range(2 if split == "train" else 1):
+            write_video(str(root / split / cls / f"good{i}.mp4"), rng.integers(0, 256, (FRAMES, SIZE, SIZE, 3), np.uint8))
+    (root / "val" / "a" / "bad_0.mp4").write_bytes(b"")
+    (root / "val" / "a" / "bad_1.mp4").write_text("not a video")
+    return root
+
+
+def _val_passes(module: VideoDataModule, passes: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    loader = module.val_dataloader()  # one loader, iterated once per epoch, as Lightning does
+    return [list(loader) for _ in range(passes)]
+
+
+def test_bad_videos_are_dropped_counted_and_warned_once(tmp_path: Path) -> None:
+    module = _module(_tree_with_bad_val(tmp_path), batch_size=2, max_skip_fraction=0.5)
+    with pytest.warns(SkippedVideoWarning) as caught:
+        first, second = _val_passes(module, 2)
+    # Batch 1 held only the two bad files: replaced by the first loadable clip (a/good0, then b/good0).
+    assert [(x.shape[0], y.tolist()) for x, y in first] == [(1, [0]), (2, [0, 1])]
+    assert [(x.shape[0], y.tolist()) for x, y in second] == [(1, [1]), (2, [0, 1])]
+    assert all(x.shape[1:] == (3, 4, 16, 16) for x, _ in first + second)
+    bad = [str(tmp_path / "val" / "a" / name) for name in ("bad_0.mp4", "bad_1.mp4")]
+    messages = [str(w.message) for w in caught]
+    assert [m.split(" (")[0] for m in messages if m.startswith("skipped video")] == [f"skipped video {p!r}" for p in bad]
+    assert [m for m in messages if m.startswith("val epoch")] == ["val epoch 0: skipped 2 of 4 videos (50.0%)",
+                                                                    "val epoch 1: skipped 2 of 4 videos (50.0%)"]
+    report = module.skip_report()
+    assert [(p["epoch"], p["complete"], p["planned"], p["attempted"], p["skipped"], p["substituted_batches"])
+            for p in report] == [(0, True, 4, 4, 2, 1), (1, True, 4, 4, 2, 1)]
+    assert [(f["path"], f["kind"]) for f in report[0]["files"]] == [(bad[0], "empty_file"), (bad[1], "undecodable")]
+
+
+def test_too_many_bad_videos_stop_with_the_files_named(tmp_path: Path) -> None:
+    module = _module(_tree_with_bad_val(tmp_path), batch_size=2, max_skip_fraction=0.4)
+    with pytest.raises(TooManySkippedVideos) as info, pytest.warns(SkippedVideoWarning):
+        _val_passes(module, 1)
+    bad = tmp_path / "val" / "a"
+    assert str(info.value) == (
+        f"val epoch 0: 2 of its 4 videos could not be used (50.0%), more than max_skip_fraction=0.4 allows. "
+        f"Skipped: '{bad}/bad_0.mp4' (empty_file), '{bad}/bad_1.mp4' (undecodable). Fix or remove these files, "
+        "or raise max_skip_fraction (a number in [0, 1]; 1 never stops)")
+
+
+def test_short_clips_are_skipped_or_padded(tmp_path: Path) -> None:
+    root = _tree_with_bad_val(tmp_path)
+    (root / "val" / "a" / "bad_0.mp4").unlink()
+    (root / "val" / "a" / "bad_1.mp4").unlink()
+    write_video(str(root / "val" / "b" / "short.mp4"), np.zeros((3, SIZE, SIZE, 3), np.uint8))
+    with pytest.warns(SkippedVideoWarning) as caught:
+        skipped = _val_passes(_module(root, batch_size=3, max_skip_fraction=0.5), 1)[0]
+    assert "short.mp4' (too_short)" in str(caught[0].message)
+    padded = _val_passes(_module(root, batch_size=3, short_clips="pad"), 1)[0]
+    assert [x.shape[0] for x, _ in skipped] == [2] and [x.shape[0] for x, _ in padded] == [3]
+
+
+def test_feature_loader_never_drops_an_item(tmp_path: Path) -> None:
+    """Features are matched to items by position: short clips are padded, a bad file stops extraction."""
+    root = _tree_with_bad_val(tmp_path)
+    (root / "val" / "a" / "bad_1.mp4").unlink()
+    write_video(str(root / "val" / "a" / "bad_1.mp4"), np.zeros((3, SIZE, SIZE, 3), np.uint8))  # too short
+    module = _module(root, batch_size=2)
+    assert sum(x.shape[0] for x, _ in module.feature_dataloader("train")) == 4
+    (root / "val" / "a" / "bad_0.mp4").unlink()
+    module = _module(root, batch_size=2)
+    assert sum(x.shape[0] for x, _ in module.feature_dataloader("val")) == 3
+    (root / "val" / "a" / "bad_0.mp4").write_bytes(b"")
+    module = _module(root, batch_size=2)
+    with pytest.raises(VideoDecodeError, match="bad_0.mp4"):
+        list(module.feature_dataloader("val"))
+
+
+def test_lightning_can_rebuild_the_skipping_loader(tmp_path: Path) -> None:
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader, SequentialSampler
+
+    module = _module(_tree_with_bad_val(tmp_path), batch_size=2, max_skip_fraction=0.5)
+    with _replace_dunder_methods(DataLoader, "dataset"):  # as Lightning does around *_dataloader()
+        loader = module.val_dataloader()
+    rebuilt = _update_dataloader(loader, SequentialSampler(loader.dataset))  # e.g. a DistributedSampler under DDP
+    assert isinstance(rebuilt, SkippingLoader) and rebuilt.tracker is module.skip_tracker
+    assert rebuilt.split == "val" and isinstance(rebuilt.collate_fn, SkipCollate)
+    assert not isinstance(rebuilt.collate_fn.inner, SkipCollate)
+    with pytest.warns(SkippedVideoWarning):
+        assert sum(x.shape[0] for x, _ in rebuilt) == 3
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(max_skip_fraction=1.5), "max_skip_fraction must be a number in [0, 1]"),
+    (dict(max_skip_fraction=-0.1), "max_skip_fraction must be a number in [0, 1]"),
+    (dict(short_clips="drop"), "short_clips must be one of ('skip', 'pad'), got 'drop'"),
+    (dict(decode_timeout_s=0), "decode_timeout_s must be a positive number of seconds or None, got 0"),
+])
+def test_bad_video_arguments(video_root: Path, bad: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        _module(video_root, **bad)
+    assert message in str(info.value)
+
+
+class _StuckDataset(torch.utils.data.Dataset):
+    """Every batch fetch blocks for 2 s, like a decoder stuck where no signal reaches it."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitems__(self, indices: list[int]) -> list:
+        time.sleep(2)
+        return [(torch.zeros(1), 0) for _ in indices]
+
+
+def test_a_stuck_worker_stops_the_run_with_an_explanation() -> None:
+    loader = SkippingLoader(_StuckDataset(), tracker=SkipTracker(0.1), split="train", decode_timeout_s=0.1,
+                            batch_size=2, num_workers=1, timeout=0.5)
+    with pytest.raises(RuntimeError, match=r"^no batch of the train split arrived within the DataLoader timeout "
+                                           r"of 0.5 s: a worker is stuck.*decode_timeout_s=0.1"):
+        next(iter(loader))

@@ -1,14 +1,24 @@
-"""Decoding: decord and PyAV agree, clamping past the end, clear errors, atomic writes."""
+"""Decoding: decord and PyAV agree, clamping past the end, clear errors, atomic writes; each kind of
+faulty file decodes or fails as documented; decoding time limits."""
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from video_faults import FAULTS, hanging_readers, write_truncated_tail
 
-from datamodules.decoding import VideoDecodeError, count_frames, read_frames, write_video
+import datamodules.decoding as decoding
+import datamodules.time_limit as time_limit_module
+from datamodules.decoding import VideoDecodeError, count_frames, read_clip, read_frames, write_video
+from datamodules.sampling import TooShortError, clip_indices
+from datamodules.skips import SKIPPABLE_ERRORS, skipped_video
+from datamodules.time_limit import DecodeTimeout, time_limit
 
 FIGHT_SURV = Path("/work/shared/data/fight_surv")
 NUM_FRAMES, HEIGHT, WIDTH = 20, 48, 64
@@ -99,3 +109,121 @@ def test_real_clip_decoders_agree() -> None:
     by_pyav = read_frames(str(clips[0]), indices, backend="pyav")
     assert by_decord.shape == (5, 360, 480, 3)
     assert (by_decord.int() - by_pyav.int()).abs().max() <= MAX_DECODER_DIFF
+
+
+# ---------------------------------------------------------------- faulty files
+
+
+def _clip_of_4(total: int) -> list[int]:
+    return clip_indices(total, 4, 2, "center", short="skip")  # needs 7 frames
+
+
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f.name != "hangs.mp4"], ids=lambda f: f.name)
+def test_each_fault_decodes_or_fails_with_its_kind(fault, tmp_path: Path) -> None:
+    path = tmp_path / fault.name
+    fault.write(path)
+    if fault.used:
+        frames = read_clip(str(path), _clip_of_4)
+        height, width = (49, 67) if fault.name == "odd_resolution.mp4" else (32, 32)
+        assert frames.shape == (4, height, width, 3) and frames.dtype == torch.uint8
+        if fault.name == "grayscale.mp4":
+            assert torch.equal(frames[..., 0], frames[..., 1]) and torch.equal(frames[..., 1], frames[..., 2])
+        return
+    with pytest.raises(SKIPPABLE_ERRORS) as info:
+        read_clip(str(path), _clip_of_4)
+    assert skipped_video(str(path), info.value).kind == fault.kind
+    assert fault.name in str(info.value) or isinstance(info.value, TooShortError)
+
+
+def test_audio_only_and_short_reasons_say_why(tmp_path: Path) -> None:
+    for fault in FAULTS:
+        if fault.name in ("audio_only.mp4", "too_short.mp4"):
+            fault.write(tmp_path / fault.name)
+    with pytest.raises(VideoDecodeError, match=r"pyav: ValueError: the file has no video stream \(streams: audio\)"):
+        read_clip(str(tmp_path / "audio_only.mp4"), _clip_of_4)
+    # Too short is a property of the video, not a decoder failure: no second decoder is tried.
+    with pytest.raises(TooShortError, match=r"^the video has 3 frames, a clip of num_frames=4 at sampling_rate=2 "
+                                            r"needs 7 \(short_clips='skip'\)$"):
+        read_clip(str(tmp_path / "too_short.mp4"), _clip_of_4)
+
+
+def test_short_rule_boundary() -> None:
+    assert clip_indices(7, 4, 2, "center", short="skip") == [0, 2, 4, 6]
+    with pytest.raises(TooShortError):
+        clip_indices(6, 4, 2, "center", short="skip")
+    assert clip_indices(6, 4, 2, "center", short="pad") == [0, 2, 4, 5]
+    with pytest.raises(ValueError, match="short_clips must be one of"):
+        clip_indices(6, 4, 2, "center", short="drop")
+
+
+def test_truncated_file_falls_back_from_decord_to_pyav(tmp_path: Path) -> None:
+    path = tmp_path / "tail.mp4"
+    write_truncated_tail(path)  # 40 frames listed, the second half missing
+    with pytest.raises(VideoDecodeError, match="decord"):
+        read_frames(str(path), [0, 2, 4, 6], backend="decord")
+    assert torch.equal(read_frames(str(path), [0, 2, 4, 6]), read_frames(str(path), [0, 2, 4, 6], backend="pyav"))
+    with pytest.raises(VideoDecodeError) as info:  # frames past the cut: both decoders fail, both named
+        read_frames(str(path), [36, 38])
+    assert set(info.value.reasons) == {"decord", "pyav"}
+
+
+def test_timeout_moves_on_to_the_other_decoder_then_fails(video: Path, monkeypatch) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    slow = hanging_readers(decoding._READERS, hang_s=30, name=video.name)
+    monkeypatch.setattr(decoding, "_READERS", {"decord": slow["decord"], "pyav": decoding._READERS["pyav"]})
+    start = time.monotonic()
+    frames = read_clip(str(video), _clip_of_4, timeout_s=0.2)
+    assert frames.shape == (4, HEIGHT, WIDTH, 3) and time.monotonic() - start < 5
+    monkeypatch.setattr(decoding, "_READERS", slow)
+    with pytest.raises(VideoDecodeError) as info:
+        read_clip(str(video), _clip_of_4, timeout_s=0.2)
+    assert info.value.reasons == {name: f"DecodeTimeout: decoding with {name} took longer than decode_timeout_s=0.2 s"
+                                  for name in ("decord", "pyav")}
+    assert skipped_video(str(video), info.value).kind == "timeout"
+    assert time.monotonic() - start < 5
+    assert signal.getsignal(signal.SIGALRM) is handler and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_time_limit_restores_an_outer_timer() -> None:
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 5.0)
+        with pytest.raises(DecodeTimeout, match=r"^decoding took longer than decode_timeout_s=0.05 s$"):
+            with time_limit(0.05):
+                time.sleep(1)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 3.0 < left <= 5.0 and not fired
+        with time_limit(1.0):
+            pass  # a block that finishes in time leaves the outer timer running
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 3.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_time_limit_off_the_main_thread_warns_and_runs_unlimited(monkeypatch) -> None:
+    monkeypatch.setattr(time_limit_module, "_warned_off_main_thread", False)
+    outcome = []
+
+    def work() -> None:
+        with pytest.warns(RuntimeWarning, match="decode_timeout_s is not enforced off the main thread"):
+            with time_limit(0.01):
+                time.sleep(0.05)
+        outcome.append("finished")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(5)
+    assert outcome == ["finished"]
+    with pytest.raises(ValueError, match="decode_timeout_s must be a positive number of seconds or None, got 0"):
+        with time_limit(0):
+            pass
+
+
+def test_write_video_odd_sizes_need_a_full_chroma_format(tmp_path: Path) -> None:
+    frames = np.zeros((2, 33, 31, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"even for pix_fmt='yuv420p'.*yuv444p"):
+        write_video(str(tmp_path / "odd.mp4"), frames)
+    path = write_video(str(tmp_path / "odd.mp4"), frames, pix_fmt="yuv444p")
+    assert read_frames(str(path), [0, 1]).shape == (2, 33, 31, 3)

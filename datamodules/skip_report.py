@@ -1,0 +1,56 @@
+"""The skip report: ``skipped_videos.json`` (machine-readable) and ``skipped_videos.txt`` (for people).
+
+Both are rewritten whole, through a temporary file and a rename, at the end of every pass that
+skipped something, so a run stopped at any point leaves a complete report of the passes so far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from datamodules.skips import SkippedVideo
+
+REPORT_NAME = "skipped_videos"
+EXAMPLES = 3  # skipped files named in an error message
+
+
+def format_examples(skipped: Sequence[SkippedVideo]) -> str:
+    return ", ".join(f"{s.path!r} ({s.kind})" for s in skipped) or "none"
+
+
+def format_report(passes: Sequence[dict[str, Any]]) -> str:
+    """Readable text: one block per pass (split, epoch, counts), then one line per skipped file."""
+    lines = []
+    for entry in passes:
+        stage = " (sanity check)" if entry["stage"] == "sanity_check" else ""
+        partial = "" if entry["complete"] else ", pass not completed"
+        lines.append(f"{entry['split']} epoch {entry['epoch']}{stage}: skipped {entry['skipped']} of "
+                     f"{entry['attempted']} videos ({entry['fraction']:.1%}; max_skip_fraction "
+                     f"{entry['max_skip_fraction']:g}){partial}")
+        if entry["substituted_batches"]:
+            lines.append(f"  {entry['substituted_batches']} batch(es) had no usable video and were replaced by "
+                         "another clip of the split")
+        for item in entry["files"]:
+            times = f" [x{item['times']}]" if item["times"] > 1 else ""
+            lines.append(f"  {item['kind']:<16} {item['path']}{times}")
+            lines.append(f"  {'':<16} {item['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_skip_report(folder: Path, passes: Sequence[dict[str, Any]], suffix: str = "") -> Path:
+    """Write the report of ``passes`` into ``folder``; returns the JSON file's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / f"{REPORT_NAME}{suffix}.json"
+    _write_atomic(json_path, json.dumps({"passes": list(passes)}, indent=2) + "\n")
+    _write_atomic(folder / f"{REPORT_NAME}{suffix}.txt", format_report(passes))
+    return json_path
