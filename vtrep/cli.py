@@ -13,16 +13,28 @@ class VtrepCLI(LightningCLI):
     """LightningCLI with models and datamodules given by ``class_path`` in YAML.
 
     Every trainer also gets :class:`~vtrep.callbacks.RNGStateCheckpoint`, so ``--ckpt_path`` resumes draw
-    the same data order and masks as the uninterrupted run.
+    the same data order and masks as the uninterrupted run, and :class:`~vtrep.callbacks.FiniteLossGuard`,
+    which stops at the first NaN / inf loss before it reaches the weights or a checkpoint.
     """
 
     def instantiate_trainer(self, **kwargs):
         from vtrep.callbacks import RNGStateCheckpoint
+        from vtrep.hardware import warn_if_slow_bf16
 
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
             trainer.callbacks.append(RNGStateCheckpoint())
+        add_finite_loss_guard(trainer)
+        warn_if_slow_bf16(trainer)
         return trainer
+
+
+def add_finite_loss_guard(trainer) -> None:
+    """Give ``trainer`` a :class:`~vtrep.callbacks.FiniteLossGuard` unless it has one."""
+    from vtrep.callbacks import FiniteLossGuard
+
+    if not any(isinstance(c, FiniteLossGuard) for c in trainer.callbacks):
+        trainer.callbacks.append(FiniteLossGuard())
 
 
 # commands beside LightningCLI's, imported only when used
@@ -32,13 +44,16 @@ EXTRA_COMMANDS = {"probe": ("vtrep.eval.probe_cli", "probe_cli"),
 
 
 def main(args: list[str] | None = None) -> None:
+    from vtrep.callbacks import explain_worker_failures
+
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        module, function = EXTRA_COMMANDS[argv[0]]
-        getattr(importlib.import_module(module), function)(argv[1:])
-        return
-    VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
-             save_config_kwargs={"overwrite": True})
+    with explain_worker_failures():  # a data worker killed for memory says so, whichever command ran
+        if argv and argv[0] in EXTRA_COMMANDS:
+            module, function = EXTRA_COMMANDS[argv[0]]
+            getattr(importlib.import_module(module), function)(argv[1:])
+            return
+        VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
+                 save_config_kwargs={"overwrite": True})
 
 
 if __name__ == "__main__":

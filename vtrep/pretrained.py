@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -84,8 +83,7 @@ def from_pretrained(path: str | os.PathLike, random_init: bool = False, **overri
         state = load_file(str(weights_path))
     except Exception as err:  # safetensors raises several types for truncated or foreign files
         raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from err
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights_path} does not match {meta['class_path']}: missing keys {missing}, "
-                         f"unexpected keys {unexpected}")
+    from vtrep.interop.checkpoint import load_matching_state  # imported late: it builds on the backbones
+
+    load_matching_state(module, state, str(weights_path), meta["class_path"])  # names, then shapes, must match
     return module

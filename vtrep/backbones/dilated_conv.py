@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vtrep.checks import fraction
+
 
 class SamePadConv(nn.Module):
     """``Conv1d`` whose output has the input's length for any dilation (one step trimmed for an even field)."""
@@ -63,6 +65,7 @@ class DilatedConvEncoder(nn.Module):
                             "depth": depth, "kernel_size": kernel_size}.items():
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        fraction("dropout", dropout)
         self.input_channels, self.embed_dim = input_channels, output_dim
         self.input_fc = nn.Linear(input_channels, hidden_dim)
         widths = [hidden_dim] * depth + [output_dim]

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vtrep.checks import fraction, positive_int
 from vtrep.layers.series_patch import patch_geometry
 
 
@@ -28,6 +29,8 @@ class PatchMLPEncoder(nn.Module):
                  dropout: float = 0.2) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride)
+        positive_int("d_model", d_model)
+        fraction("dropout", dropout)
         self.config: dict[str, Any] = dict(context_length=context_length, patch_length=patch_length, stride=stride,
                                            d_model=d_model, dropout=dropout)
         self.embed_dim = d_model

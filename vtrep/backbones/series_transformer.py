@@ -9,6 +9,7 @@ from torch import nn
 
 from vtrep.attention.attend import Backend, PatternAttention, grid_attention
 from vtrep.attention.patterns.base import Pattern
+from vtrep.checks import fraction, non_negative_int, positive, positive_int
 from vtrep.layers.series_patch import patch_geometry
 
 NormKind = Literal["batch", "layer"]
@@ -88,6 +89,11 @@ class PatchTSTEncoder(nn.Module):
                  attention_backend: Backend = "dense", attention_block_size: int | None = None) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride)
+        for name, value in (("d_model", d_model), ("num_heads", num_heads)):
+            positive_int(name, value)
+        non_negative_int("depth", depth)
+        positive("mlp_ratio", mlp_ratio)
+        fraction("dropout", dropout)
         attention_pattern = Pattern.from_config(attention_pattern)  # a saved config holds the pattern as a dict
         # constructor arguments, so `vtrep.pretrained.save_pretrained` can rebuild the encoder
         self.config: dict[str, Any] = dict(

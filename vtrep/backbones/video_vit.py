@@ -17,6 +17,7 @@ from torch import nn
 
 from vtrep.attention.attend import Backend, PatternAttention, grid_attention
 from vtrep.attention.patterns.base import Pattern
+from vtrep.checks import positive, positive_int
 from vtrep.layers.attention import PatternBlock, run_blocks
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
@@ -109,6 +110,9 @@ class VideoViT(nn.Module):
             raise ValueError(f"depth must be >= 0, got {depth}")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        positive_int("num_heads", num_heads)
+        positive("mlp_ratio", mlp_ratio)
+        positive("norm_eps", norm_eps)
         self.config: dict[str, Any] = dict(
             img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=tubelet_size,
             in_chans=in_chans, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,

@@ -10,10 +10,11 @@ from torch import nn
 from vtrep.attention.attend import Backend, grid_attention
 from vtrep.attention.patterns.base import Pattern
 from vtrep.backbones.video_vit import init_vit_weights, transformer_blocks
+from vtrep.checks import positive, positive_int
 from vtrep.layers.attention import PatternBlock, run_blocks
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
-from vtrep.masking.base import MaskOutput
 from vtrep.layers.tokens import gather_tokens
+from vtrep.masking.base import MaskOutput
 
 
 @dataclass
@@ -35,6 +36,19 @@ class MAEDecoderConfig:
     attention_backend: Backend = "dense"
     attention_block_size: int | None = None
     final_norm_eps: float | None = None
+
+
+def check_decoder_config(cfg: MAEDecoderConfig) -> None:
+    """Sizes a decoder can be built with; messages name the ``decoder.*`` field a YAML config sets."""
+    if cfg.depth < 1:
+        raise ValueError(f"decoder depth must be >= 1, got {cfg.depth}")
+    positive_int("decoder.dim", cfg.dim)
+    positive_int("decoder.num_heads", cfg.num_heads)
+    if cfg.dim % cfg.num_heads:
+        raise ValueError(f"decoder.dim={cfg.dim} is not divisible by decoder.num_heads={cfg.num_heads}")
+    positive("decoder.mlp_ratio", cfg.mlp_ratio)
+    if cfg.final_norm_eps is not None:
+        positive("decoder.final_norm_eps", cfg.final_norm_eps)
 
 
 class MAEDecoder(nn.Module):
@@ -60,8 +74,7 @@ class MAEDecoder(nn.Module):
                  norm_eps: float = 1e-6) -> None:
         super().__init__()
         cfg = config or MAEDecoderConfig()
-        if cfg.depth < 1:
-            raise ValueError(f"decoder depth must be >= 1, got {cfg.depth}")
+        check_decoder_config(cfg)
         self.encoder_to_decoder = nn.Linear(encoder_dim, cfg.dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = build_pos_embed(pos_embed, cfg.dim, grid)

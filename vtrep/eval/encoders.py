@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import yaml
 from torch import nn
 
 from vtrep.pretrained import from_pretrained, read_config
-
 
 FIT_CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
 
@@ -28,12 +26,25 @@ def load_task(config: str, ckpt_path: str | None = None):
     settings["trainer"] = {**(settings.get("trainer") or {}), "logger": False}
     cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False, args=settings)
     if ckpt_path is not None:
-        if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
-        # Lightning checkpoints hold pickled hyper-parameters: load only checkpoints you trust.
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-        cli.model.load_state_dict(state)
+        load_lightning_weights(cli.model, ckpt_path, config)
     return cli.model.eval(), cli.datamodule
+
+
+def load_lightning_weights(model: nn.Module, ckpt_path: str, config: str) -> None:
+    """Copy the ``state_dict`` of a Lightning checkpoint into ``model`` (the task built from ``config``).
+
+    Read with ``torch.load(weights_only=True)``: a checkpoint that would unpickle code is refused unread,
+    and a truncated file or one of another model is an error naming the file.
+    """
+    from vtrep.interop.checkpoint import load_matching_state, load_torch_checkpoint
+
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
+    checkpoint = load_torch_checkpoint(ckpt_path)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{ckpt_path} is not a Lightning checkpoint: it has no 'state_dict' entry")
+    load_matching_state(model, state, ckpt_path, f"the {type(model).__name__} of {config}")
 
 
 def encoder_kind(encoder: nn.Module) -> str:

@@ -10,9 +10,16 @@ import lightning as L
 import torch
 
 from datamodules.features import FeatureShardWriter
+from vtrep.checks import positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
-from vtrep.eval.extract import (POOLED_META, SERIES_META, VIDEO_META, extract_pooled, extract_series_tokens,
-                                extract_video_tokens)
+from vtrep.eval.extract import (
+    POOLED_META,
+    SERIES_META,
+    VIDEO_META,
+    extract_pooled,
+    extract_series_tokens,
+    extract_video_tokens,
+)
 from vtrep.eval.feature_source import split_loader, write_source
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -37,6 +44,9 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
         dtype: storage dtype of the features (half precision halves the disk).
         device: where the encoder runs.
     """
+    if batch_size is not None:
+        positive_int("batch_size", batch_size)
+    positive_int("shard_rows", shard_rows)
     module, revin = load_encoder(encoder, fit_config)
     kind = encoder_kind(module)
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vtrep.checks import positive, positive_int
 from vtrep.eval.linear_probe import ProbeResult, extract_features, fit_linear_probe
 from vtrep.pretrained import from_pretrained
 
@@ -43,6 +44,9 @@ def probe(encoder: str, data: L.LightningDataModule, compare_random: bool = True
     """
     if not Path(encoder).is_dir():
         raise FileNotFoundError(f"encoder={encoder!r} is not a folder; pass the `encoder` folder that vtrep fit exports")
+    positive_int("epochs", epochs)
+    positive("base_lr", base_lr)
+    positive_int("probe_batch_size", probe_batch_size)
     kwargs = dict(epochs=epochs, base_lr=base_lr, probe_batch_size=probe_batch_size, seed=seed)
     results = {"pretrained": probe_encoder(encoder, data, **kwargs).__dict__}
     if compare_random:

@@ -8,7 +8,8 @@ place, every model parameter left without a value and every shape disagreement i
 is returned.
 
 Files are read without running pickled code: ``.safetensors`` with ``safetensors``, ``.pth`` /
-``.pt`` / ``.bin`` / ``.ckpt`` with ``torch.load(weights_only=True)``.
+``.pt`` / ``.bin`` / ``.ckpt`` with ``torch.load(weights_only=True)`` (:func:`load_torch_checkpoint`, which
+every other vtrep loader of torch files uses too, as it does :func:`load_matching_state`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import math
 import os
 import pickle
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,19 +104,64 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
 
 
-def _load_torch(path: Path) -> Any:
-    # The original VideoMAE scripts save their argparse Namespace beside the weights; it is plain data.
+def _first_sentence(err: BaseException) -> str:
+    """``Type: first sentence`` of an error, for messages that must stay one readable line."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def load_torch_checkpoint(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file and the problem.
+
+    A file that would unpickle anything but tensors and plain containers (a class, a function — what a
+    malicious ``__reduce__`` needs) is refused before any of it runs; a truncated or foreign file is
+    reported as such. The original VideoMAE scripts save their argparse ``Namespace`` beside the
+    weights; it is plain data and allowed.
+    """
+    path = Path(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            raise ValueError(f"{path} holds objects other than tensors and plain containers; vtrep reads .pth files "
-                             f"with torch.load(weights_only=True) and will not unpickle them: "
-                             f"{str(err).splitlines()[0]}") from err
-        raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {err}") from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {err}") from err
+        if "weights only" not in str(err).lower():
+            raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
+                             f"{_first_sentence(err)}") from err
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = found.group(1) if found else "objects other than tensors and plain containers"
+        raise ValueError(f"{path} refers to {what}, which is not a tensor or plain container; unpickling it could "
+                         "run code, so vtrep reads checkpoints with torch.load(weights_only=True) and will not "
+                         "unpickle them. If you trust the file, re-save its state dict (or convert it to "
+                         "safetensors)") from err
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError ... for cut or foreign bytes
+        raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
+                         f"{_first_sentence(err)}") from err
+
+
+
+def state_dict_mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading strictly into ``module`` (empty when it fits).
+
+    ``"missing keys [...], unexpected keys [...]"``, plus ``", shape mismatches [...]"`` with
+    ``"key: checkpoint (a, b) vs model (c, d)"`` entries when there are any.
+    """
+    own = module.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    mismatched = [f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+                  for key, value in state.items() if key in own and tuple(value.shape) != tuple(own[key].shape)]
+    if not (missing or unexpected or mismatched):
+        return ""
+    text = f"missing keys {missing}, unexpected keys {unexpected}"
+    return text + (f", shape mismatches {mismatched}" if mismatched else "")
+
+
+def load_matching_state(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, target: str) -> None:
+    """Load ``state`` strictly, or raise ``ValueError`` naming ``source`` (the file) and what does not match."""
+    problem = state_dict_mismatch(module, state)
+    if problem:
+        raise ValueError(f"{source} does not match {target}: {problem}")
+    module.load_state_dict(state)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -134,7 +181,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                              "torch.load(weights_only=True), or convert it to safetensors")
         return _load_safetensors(path)
     if path.suffix in PICKLE_SUFFIXES:
-        obj = _load_safetensors(path) if kind == "safetensors" else _load_torch(path)
+        obj = _load_safetensors(path) if kind == "safetensors" else load_torch_checkpoint(path)
         return unwrap_state_dict(obj, str(path))
     raise ValueError(f"{path}: unknown checkpoint format; expected .safetensors or one of {PICKLE_SUFFIXES}")
 

@@ -29,6 +29,8 @@ class WarmupCosine:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+        if not 0 <= min_ratio <= 1:
+            raise ValueError(f"min_ratio must be in [0, 1] (the final fraction of the peak rate), got {min_ratio}")
         self.total_steps, self.warmup_steps, self.min_ratio = total_steps, warmup_steps, min_ratio
 
     def __call__(self, step: int) -> float:

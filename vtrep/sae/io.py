@@ -23,8 +23,9 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from vtrep.interop.checkpoint import read_state_dict
 from vtrep.pretrained import from_pretrained, save_pretrained
 from vtrep.sae.base import SparseAutoencoder
 
@@ -93,8 +94,11 @@ def import_saelens(path: str | os.PathLike) -> SparseAutoencoder:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} not found: a SAELens SAE folder has {SAELENS_CONFIG} and "
                                     f"{SAELENS_WEIGHTS}")
-    cfg = json.loads((folder / SAELENS_CONFIG).read_text())
-    weights = load_file(str(folder / SAELENS_WEIGHTS))
+    try:
+        cfg = json.loads((folder / SAELENS_CONFIG).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{folder / SAELENS_CONFIG} is not valid JSON: {err}") from err
+    weights = read_state_dict(folder / SAELENS_WEIGHTS)  # safetensors only; a truncated file is named
     if cfg.get("normalize_activations", "none") != "none" or not cfg.get("apply_b_dec_to_input", True):
         raise ValueError("only SAELens SAEs with normalize_activations='none' and apply_b_dec_to_input=true "
                          f"can be imported, got {cfg.get('normalize_activations')!r} / {cfg.get('apply_b_dec_to_input')!r}")

@@ -30,6 +30,8 @@ class SAEMetrics:
     """
 
     def __init__(self, num_latents: int, dense_threshold: float = 0.1) -> None:
+        if not 0 < dense_threshold <= 1:
+            raise ValueError(f"dense_threshold must be a firing rate in (0, 1], got {dense_threshold!r}")
         self.num_latents, self.dense_threshold = num_latents, dense_threshold
         self.reset()
 

@@ -17,22 +17,30 @@ from torch import nn
 
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
+from vtrep.checks import fraction, positive_int
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
+from vtrep.tasks.series_mae import check_optimiser_args
 
 
 def load_encoder_weights(encoder: nn.Module, checkpoint: str) -> None:
-    """Copy ``encoder.*`` weights of a pretraining checkpoint (Lightning ``.ckpt``) into ``encoder``."""
+    """Copy ``encoder.*`` weights of a pretraining checkpoint (Lightning ``.ckpt``) into ``encoder``.
+
+    Read with ``torch.load(weights_only=True)`` (a pickle that would run code is refused); the weights
+    must fit the encoder exactly (names and shapes), else the error names the file and the keys.
+    """
+    from vtrep.interop.checkpoint import load_matching_state, load_torch_checkpoint
+
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"encoder_checkpoint={checkpoint!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    state = load_torch_checkpoint(path)
+    state = state.get("state_dict", state) if isinstance(state, dict) else {}
     weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     if not weights:
         raise ValueError(f"{path} holds no 'encoder.*' weights; is it a SeriesMAETask checkpoint?")
-    encoder.load_state_dict(weights)  # strict: sizes and names must match
+    load_matching_state(encoder, weights, str(path), f"the {type(encoder).__name__} encoder")
 
 
 class SeriesForecastTask(L.LightningModule):
@@ -55,8 +63,9 @@ class SeriesForecastTask(L.LightningModule):
                  head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
                  warmup_fraction: float = 0.1) -> None:
         super().__init__()
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        positive_int("horizon", horizon)
+        check_optimiser_args(lr, weight_decay, warmup_fraction)
+        fraction("head_dropout", head_dropout)
         self.save_hyperparameters(ignore=["encoder"])
         self.encoder = encoder
         if encoder_checkpoint is not None:

@@ -11,13 +11,13 @@ the schedule shape, not the objective).
 
 from __future__ import annotations
 
-
 import lightning as L
 import torch
 from torch import nn
 
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
+from vtrep.checks import fraction, non_negative, positive
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 from vtrep.masking.series import SeriesPatchMasking
@@ -26,6 +26,13 @@ from vtrep.objectives.series import MaskedPatchMSE
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
 from vtrep.pretrained import save_pretrained
 from vtrep.tasks.run_dir import run_dir
+
+
+def check_optimiser_args(lr: float, weight_decay: float, warmup_fraction: float) -> None:
+    """The AdamW + warmup-cosine arguments the series tasks share (:func:`adamw_warmup_cosine`)."""
+    positive("lr", lr)
+    non_negative("weight_decay", weight_decay)
+    fraction("warmup_fraction", warmup_fraction)
 
 
 class SeriesMAETask(L.LightningModule):
@@ -48,11 +55,9 @@ class SeriesMAETask(L.LightningModule):
                  revin: bool = True, head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
                  warmup_fraction: float = 0.1, contrastive_weight: float = 0.0, export_encoder: bool = True) -> None:
         super().__init__()
-        if lr <= 0 or weight_decay < 0 or not 0 <= warmup_fraction < 1:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, 0 <= warmup_fraction < 1; got {lr}, {weight_decay}, "
-                             f"{warmup_fraction}")
-        if contrastive_weight < 0:
-            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
+        check_optimiser_args(lr, weight_decay, warmup_fraction)
+        fraction("head_dropout", head_dropout)
+        non_negative("contrastive_weight", contrastive_weight)
         self.save_hyperparameters(ignore=["encoder", "masking"])
         self.encoder = encoder
         self.masking = masking if masking is not None else SeriesPatchMasking(0.4)

@@ -17,6 +17,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from vtrep.backbones.dilated_conv import DilatedConvEncoder
+from vtrep.checks import non_negative, non_negative_int, positive
 from vtrep.masking.timestamp import TimestampMasking, overlapping_crops
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 
@@ -38,8 +39,9 @@ class TS2VecTask(L.LightningModule):
                  temporal_unit: int = 0, max_train_length: int | None = None, lr: float = 1e-3,
                  weight_decay: float = 0.01) -> None:
         super().__init__()
-        if lr <= 0 or weight_decay < 0:
-            raise ValueError(f"need lr > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
+        positive("lr", lr)
+        non_negative("weight_decay", weight_decay)
+        non_negative_int("temporal_unit", temporal_unit)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if max_train_length is not None and max_train_length < 2 ** (temporal_unit + 1):
