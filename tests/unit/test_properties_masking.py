@@ -9,8 +9,18 @@ from hypothesis import strategies as st
 
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.series_patch import num_series_patches, patchify_series
-from vtrep.masking import (AdaMAESampler, ComplementaryPatchMasking, DualMasking, MaskOutput, RandomMasking,
-                           SeriesPatchMasking, TubeMasking, mask_from_bool, overlapping_crops, running_cell_keep)
+from vtrep.masking import (
+    AdaMAESampler,
+    ComplementaryPatchMasking,
+    DualMasking,
+    MaskOutput,
+    RandomMasking,
+    SeriesPatchMasking,
+    TubeMasking,
+    mask_from_bool,
+    overlapping_crops,
+    running_cell_keep,
+)
 from vtrep.objectives.targets import patchify_pixels, unpatchify_pixels
 
 FAST = settings(max_examples=60, deadline=None)

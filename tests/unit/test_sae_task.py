@@ -63,3 +63,32 @@ def test_sae_task_names_a_bad_batch():
     task = SAETask(TopKSAE(4, 8, k=2))
     with pytest.raises(ValueError, match="SAE batches are \\(n, d\\) feature vectors, got shape \\(2, 3, 4\\)"):
         task.training_step(torch.randn(2, 3, 4), 0)
+
+
+def test_density_report_is_drawn_each_validation_and_sent_to_the_logger(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from vtrep.reports.sae_density import firing_density_image
+
+    logged = []
+
+    class ImageLogger(CSVLogger):  # takes images as WandbLogger does
+        def log_image(self, key, images, step):
+            logged.append((key, tuple(images[0].shape), step))
+
+    x, _ = planted_activations(1024, d=8, num_atoms=16, active=2, seed=0)
+    task = SAETask(TopKSAE(8, 32, k=2), lr=1e-3)
+    logger = ImageLogger(tmp_path, name="sae")
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=logger, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(task, DataLoader(TensorDataset(x[:768]), batch_size=128), DataLoader(TensorDataset(x[768:]), 256))
+    pictures = sorted((tmp_path / "sae" / "version_0" / "sae_reports").glob("density_step_*.png"))
+    assert [p.name for p in pictures] == ["density_step_0000006.png", "density_step_0000012.png"]
+    assert [(key, step) for key, _, step in logged] == [("val/latent_density", 6), ("val/latent_density", 12)]
+    assert logged[0][1][0] == 3
+    # the dead bar: a latent that never fired shows up in red, on the left of the axis
+    image = firing_density_image(torch.tensor([0, 0, 5, 50]), 100)
+    red = (image[0] > 0.7) & (image[1] < 0.3) & (image[2] < 0.3)
+    assert red.any() and red.nonzero()[:, 1].float().mean() < image.shape[2] / 2
+    with pytest.raises(ValueError, match="count must be a positive number of inputs, got 0"):
+        firing_density_image(torch.tensor([1]), 0)

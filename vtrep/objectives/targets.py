@@ -80,14 +80,28 @@ class PixelTarget(nn.Module):
 
     def forward(self, patches: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Targets ``(B, n, P)`` for tokens ``ids (B, n)`` (all tokens when ``None``) of ``patches (B, N, P)``."""
-        x = self.pixel_patches(patches, ids)
         if self.mode == "videomae_norm":
-            x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + self.eps)
-            return x.flatten(2)
-        x = x.flatten(2)
+            return self.videomae_norm(patches, ids)
+        x = self.pixel_patches(patches, ids).flatten(2)
         if self.mode == "maest_norm":
             x = (x - x.mean(dim=-1, keepdim=True)) / (x.var(dim=-1, unbiased=True, keepdim=True) + self.eps) ** 0.5
         return x
+
+    def videomae_norm(self, patches: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        """``(s·x + m − μ') / (σ' + eps)`` per channel, computed as ``(x − μ) / (σ + eps / s)``.
+
+        The un-normalisation ``s·x + m`` (``s`` = ``std``, ``m`` = ``mean``, per channel) scales a patch
+        channel's deviations and standard deviation by ``s`` alike, so it folds exactly into ``eps``; that
+        and reusing the centred values for the variance take the target from seven passes over the masked
+        patches to four (it was ~8% of a ViT-S step on CPU; equal to float rounding, tested).
+        """
+        if ids is not None:
+            patches = gather_tokens(patches, ids)
+        channels = self.std.numel()
+        x = patches.float().unflatten(-1, (-1, channels))  # (B, n, kt·kh·kw, C)
+        centred = x - x.mean(dim=-2, keepdim=True)
+        std = (centred.pow(2).sum(dim=-2, keepdim=True) / (x.shape[-2] - 1)).sqrt_()
+        return centred.div_(std.add_(self.eps / self.std.view(channels))).flatten(2)
 
     def to_pixels(self, pred: torch.Tensor, patches: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Map predictions ``(B, n, P)`` of tokens ``ids`` back to [0, 1] pixels ``(B, n, kt·kh·kw, C)``.

@@ -13,6 +13,10 @@ exponential moving average updated on every training-mode :meth:`loss` call,
 positive kept activation of the batch; the first update copies ``min_kept`` (no bias towards the
 initial 0). Until a first update, ``θ = 0`` and eval codes are ``ReLU(pre)`` (dense).
 
+Under DDP the batch-level top-k runs over each rank's own batch (``k·n`` of its ``n`` inputs), as one
+device of that size would; the threshold EMA takes the smallest kept activation over all ranks
+(``threshold_reduce``), so every replica holds the same ``θ``.
+
 Because eval mode is a JumpReLU with one threshold for every latent, :meth:`BatchTopKSAE.to_jumprelu`
 exports an equivalent :class:`~vtrep.sae.jumprelu.JumpReLUSAE`.
 
@@ -23,7 +27,7 @@ Like the paper, the AuxK dead-latent loss of Gao et al. (2024) is kept: this cla
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -63,6 +67,7 @@ class BatchTopKSAE(TopKSAE):
         self.threshold_momentum = float(threshold_momentum)
         self.register_buffer("threshold", torch.tensor(0.0))
         self.register_buffer("threshold_updates", torch.tensor(0, dtype=torch.long))
+        self.threshold_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -75,11 +80,18 @@ class BatchTopKSAE(TopKSAE):
 
     @torch.no_grad()
     def update_threshold(self, codes: torch.Tensor) -> None:
-        """Fold the smallest positive entry of training ``codes`` into the EMA (no-op when none is positive)."""
+        """Fold the smallest positive entry of training ``codes`` into the EMA (no-op when none is positive).
+
+        With ``threshold_reduce`` set (``SAETask`` sets it under DDP to a minimum across ranks) the smallest
+        kept activation of every rank's batch is used, so all replicas hold the same threshold. Every rank
+        takes part in that collective even without a positive entry (it offers +inf).
+        """
         positive = codes[codes > 0]
-        if positive.numel() == 0:
+        smallest = positive.min().to(self.threshold.dtype) if positive.numel() else self.threshold.new_tensor(math.inf)
+        if self.threshold_reduce is not None:
+            smallest = self.threshold_reduce(smallest)
+        if not math.isfinite(float(smallest)):
             return
-        smallest = positive.min().to(self.threshold.dtype)
         if int(self.threshold_updates) == 0:
             self.threshold.copy_(smallest)
         else:

@@ -16,7 +16,9 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
+from vtrep.checks import positive
 from vtrep.sae.base import SparseAutoencoder
 from vtrep.sae.metrics import SAEMetrics
 from vtrep.tasks.run_dir import run_dir
@@ -50,6 +52,13 @@ class PooledFeatures:
             entry[1] = entry[1] + x_hat[rows].sum(0).double().cpu()
             entry[2] += int(rows.sum())
 
+    def merge(self, others: list[dict[int, list]]) -> None:
+        """Add other ranks' per-clip sums (a clip split between ranks' shards is summed, not duplicated)."""
+        for clips in others:
+            for c, (x_sum, x_hat_sum, count, label) in clips.items():
+                entry = self.clips.setdefault(c, [0.0, 0.0, 0, label])
+                entry[0], entry[1], entry[2] = entry[0] + x_sum, entry[1] + x_hat_sum, entry[2] + count
+
     def probe(self) -> dict[str, float]:
         """Top-1 of a linear probe on mean-pooled original vs reconstructed features (even clips train, odd test)."""
         from vtrep.eval.linear_probe import fit_linear_probe
@@ -80,9 +89,12 @@ class SAETask(L.LightningModule):
             reconstructed token features per clip/series (``meta[:, clip_column]``), fit the linear
             probe (:func:`~vtrep.eval.linear_probe.fit_linear_probe`) on even-numbered clips, test on
             odd ones, log ``val/probe_original`` and ``val/probe_reconstructed`` (batches must be dicts
-            with ``meta``; the label is ``meta[:, label_column]``). Under DDP each rank probes the clips
-            of its own validation shards.
+            with ``meta``; the label is ``meta[:, label_column]``). Under DDP the per-clip sums of all
+            ranks are gathered first, so every rank fits the same probe on every validation clip.
 
+        density_report: at each validation end, draw the latent density (histogram of log10 firing rates
+            on the validation inputs, dead latents apart) to ``<run dir>/sae_reports/`` and log it as
+            ``val/latent_density`` to W&B or TensorBoard.
         export_sae: at the end of ``fit``, save the SAE (input scale folded) as ``<log dir>/sae``
             (``vtrep.sae.io.save_sae``), the folder ``tools/sae_report.py`` reads.
 
@@ -94,10 +106,15 @@ class SAETask(L.LightningModule):
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
                  decoder_bias_init: Literal["geometric_median", "mean", "none"] = "geometric_median",
                  normalise_input: bool = True, dense_threshold: float = 0.1, probe_check: bool = False,
-                 clip_column: int = 0, label_column: int = -1, export_sae: bool = True) -> None:
+                 clip_column: int = 0, label_column: int = -1, export_sae: bool = True,
+                 density_report: bool = True) -> None:
         super().__init__()
         if decoder_bias_init not in ("geometric_median", "mean", "none"):
             raise ValueError(f"decoder_bias_init must be 'geometric_median', 'mean' or 'none', got {decoder_bias_init!r}")
+        if lr is not None:
+            positive("lr", lr)
+        if probe_check and clip_column == label_column:
+            raise ValueError(f"clip_column and label_column must be different meta columns, both are {clip_column}")
         self.sae = sae
         self.lr = lr if lr is not None else 2e-4 / math.sqrt(sae.num_latents / 16384)
         self.decoder_bias_init, self.normalise_input = decoder_bias_init, normalise_input
@@ -105,7 +122,7 @@ class SAETask(L.LightningModule):
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
         self.pooled = PooledFeatures()
-        self.export_sae = export_sae
+        self.export_sae, self.density_report = export_sae, density_report
 
     @torch.no_grad()
     def initialise_from(self, x: torch.Tensor) -> None:
@@ -124,10 +141,28 @@ class SAETask(L.LightningModule):
     def sum_across_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op="sum")
 
+    def min_across_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        tensor = tensor.to(self.device).clone()
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return tensor
+
+    def pooled_across_ranks(self) -> PooledFeatures:
+        import torch.distributed as dist
+
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, self.pooled.clips)
+        merged = PooledFeatures()
+        merged.merge(gathered)
+        return merged
+
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
             # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
             self.sae.firing_reduce = self.sum_across_ranks
+        if self.trainer.world_size > 1 and hasattr(self.sae, "threshold_reduce"):
+            self.sae.threshold_reduce = self.min_across_ranks
 
     def on_train_epoch_start(self) -> None:
         # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
@@ -172,14 +207,33 @@ class SAETask(L.LightningModule):
             self.metrics.sync(self.sum_across_ranks)
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
+            if self.density_report and not self.trainer.sanity_checking:
+                self.write_density_report()
+        if self.probe_check and self.trainer.world_size > 1:  # one probe on every rank's clips
+            self.pooled = self.pooled_across_ranks()
         if self.probe_check and self.pooled.clips:
             self.log_dict({f"val/probe_{name}": value for name, value in self.pooled.probe().items()})
         self.metrics.reset()
         self.pooled = PooledFeatures()
 
+    @rank_zero_only
+    def write_density_report(self) -> None:
+        from torchvision.utils import save_image
+
+        from vtrep.reports.sae_density import firing_density_image
+        from vtrep.reports.to_logger import log_image
+
+        image = firing_density_image(self.metrics.fired, self.metrics.count,
+                                     f"step {self.global_step}: latent density on {self.metrics.count} inputs")
+        out_dir = run_dir(self.trainer) / "sae_reports"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_image(image, str(out_dir / f"density_step_{self.global_step:07d}.png"))
+        log_image(self.logger, "val/latent_density", image, self.global_step)
+
     def on_fit_end(self) -> None:
-        if hasattr(self.sae, "firing_reduce"):
-            self.sae.firing_reduce = None
+        for hook in ("firing_reduce", "threshold_reduce"):  # collectives only while the process group lives
+            if hasattr(self.sae, hook):
+                setattr(self.sae, hook, None)
         if self.export_sae and self.trainer.is_global_zero:
             from vtrep.sae.io import save_sae
 

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from vtrep.backbones.video_vit import VideoViT
+from vtrep.checks import fraction, non_negative, non_negative_int
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
 from vtrep.layers.tokens import gather_tokens
 from vtrep.masking.base import MaskingStrategy, MaskOutput
@@ -30,6 +31,7 @@ from vtrep.objectives.targets import PixelTarget, unpatchify_pixels
 from vtrep.optim import WarmupCosine, effective_batch_size, scaled_lr, weight_decay_groups
 from vtrep.pretrained import save_pretrained
 from vtrep.reports.recon_grid import masked_pixels, reconstruction_grid, save_grid
+from vtrep.reports.to_logger import log_image
 from vtrep.tasks.run_dir import run_dir
 
 
@@ -82,6 +84,12 @@ class VideoMAETask(L.LightningModule):
             raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
         if batch_size_for_lr is not None and batch_size_for_lr < 1:
             raise ValueError(f"batch_size_for_lr must be a positive integer, got {batch_size_for_lr}")
+        non_negative("weight_decay", weight_decay)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        for index, beta in enumerate(betas):
+            fraction(f"betas[{index}]", beta)
+        non_negative_int("num_viz_clips", num_viz_clips)
         self.save_hyperparameters(ignore=["backbone", "masking", "target"])
         self.backbone = backbone
         self.masking = masking if masking is not None else TubeMasking(0.9)
@@ -168,11 +176,7 @@ class VideoMAETask(L.LightningModule):
         image = reconstruction_grid(*self.reconstruct(video[:n], pred[:n].detach(), sub))
         out_dir = run_dir(self.trainer) / "reconstructions"
         save_grid(image, out_dir / f"step_{self.global_step:07d}.png")
-        logger = self.logger
-        if logger is not None and hasattr(logger, "log_image"):
-            logger.log_image(key="val/reconstruction", images=[image], step=self.global_step)
-        elif logger is not None and hasattr(getattr(logger, "experiment", None), "add_image"):
-            logger.experiment.add_image("val/reconstruction", image, self.global_step)
+        log_image(self.logger, "val/reconstruction", image, self.global_step)
 
     # ------------------------------------------------------------------ optimisation
     def per_device_batch_size(self) -> int:
