@@ -20,9 +20,6 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-_warned_off_main_thread = False
-
-
 class DecodeTimeout(TimeoutError):
     """The block ran longer than its limit of ``seconds``."""
 
@@ -44,11 +41,9 @@ def can_interrupt() -> bool:
 
 
 def _warn_once() -> None:
-    global _warned_off_main_thread
-    if not _warned_off_main_thread:
-        _warned_off_main_thread = True
-        warnings.warn("decode_timeout_s is not enforced off the main thread (signals reach only the main "
-                      "thread); decoding there runs without a time limit", RuntimeWarning, stacklevel=3)
+    # Python's default warning filter shows a warning once per code location: no state of our own
+    warnings.warn("decode_timeout_s is not enforced off the main thread (signals reach only the main "
+                  "thread); decoding there runs without a time limit", RuntimeWarning, stacklevel=3)
 
 
 @contextmanager

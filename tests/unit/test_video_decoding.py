@@ -14,7 +14,6 @@ import torch
 from video_faults import FAULTS, hanging_readers, write_truncated_tail
 
 import datamodules.decoding as decoding
-import datamodules.time_limit as time_limit_module
 from datamodules.decoding import VideoDecodeError, count_frames, read_clip, read_frames, write_video
 from datamodules.sampling import TooShortError, clip_indices
 from datamodules.skips import SKIPPABLE_ERRORS, skipped_video
@@ -202,8 +201,7 @@ def test_time_limit_restores_an_outer_timer() -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_time_limit_off_the_main_thread_warns_and_runs_unlimited(monkeypatch) -> None:
-    monkeypatch.setattr(time_limit_module, "_warned_off_main_thread", False)
+def test_time_limit_off_the_main_thread_warns_and_runs_unlimited() -> None:
     outcome = []
 
     def work() -> None:
