@@ -14,7 +14,10 @@ class SeenRows(L.Callback):
         self.out_dir, self.seen, self.losses = Path(out_dir), {}, []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        self.seen.setdefault(trainer.current_epoch, []).extend(batch["meta"][:, 0].tolist())
+        if isinstance(batch, dict):  # feature rows carry their row number
+            self.seen.setdefault(trainer.current_epoch, []).extend(batch["meta"][:, 0].tolist())
+        else:  # (video, label): only how many
+            self.seen.setdefault(trainer.current_epoch, []).extend([-1] * len(batch[0]))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.losses.append(float(outputs["loss"]))  # this rank's batch mean

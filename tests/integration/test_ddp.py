@@ -18,7 +18,7 @@ ROWS, VAL = 1024, 0.125
 TRAIN = int(ROWS * (1 - VAL))
 
 
-def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True) -> None:
+def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True, csv_logger: bool = False) -> None:
     args = [sys.executable, "-m", "vtrep", "fit", "--seed_everything", "0",
             "--trainer.accelerator", "cpu", "--trainer.devices", str(devices), "--trainer.max_epochs", "2",
             "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
@@ -35,6 +35,10 @@ def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True) -> N
         args += ["--model.normalise_input", "false", "--model.decoder_bias_init", "none"]
     if devices > 1:
         args += ["--trainer.strategy", "ddp"]
+    if csv_logger:  # the run folder is then a collective (trainer.log_dir): rank-0-only writers must not hang
+        at = args.index("--trainer.logger")
+        args[at:at + 2] = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir",
+                           str(root)]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=root)
@@ -66,8 +70,29 @@ def test_two_process_ddp_matches_one_process_with_the_same_effective_batch(tmp_p
 
 
 def test_ranks_start_from_rank_zeros_first_batch_initialisation_and_stay_equal(tmp_path):
-    fit(tmp_path, devices=2, batch_size=32, fixed_init=False)
+    fit(tmp_path, devices=2, batch_size=32, fixed_init=False, csv_logger=True)
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "sae" / "model.safetensors").is_file() and list((run / "sae_reports").glob("density_step_*.png"))
     replicas = [load_file(str(tmp_path / "seen" / f"rank{r}.safetensors")) for r in (0, 1)]
     assert float(replicas[0]["sae.input_scale"]) != 1.0  # the data-dependent initialisation ran
+    for name in replicas[0]:
+        assert torch.equal(replicas[0][name], replicas[1][name]), f"{name} differs between ranks"
+
+
+def test_videomae_quickstart_trains_under_two_process_ddp_without_changes(tmp_path):
+    """The video task as configured for one process, under DDP: replicas stay equal, each rank takes half."""
+    args = [sys.executable, "-m", "vtrep", "fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"),
+            "--data.init_args.num_per_class", "4", "--data.init_args.num_workers", "0",
+            "--data.init_args.batch_size", "2", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
+            "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
+            "--trainer.callbacks+=ddp_probe.SeenRows", f"--trainer.callbacks.out_dir={tmp_path / 'seen'}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VTREP_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [json.loads((tmp_path / "seen" / f"rank{r}.json").read_text())["0"] for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) > 0  # one permutation split evenly between the ranks
+    replicas = [load_file(str(tmp_path / "seen" / f"rank{r}.safetensors")) for r in (0, 1)]
     for name in replicas[0]:
         assert torch.equal(replicas[0][name], replicas[1][name]), f"{name} differs between ranks"

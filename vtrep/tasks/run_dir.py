@@ -14,6 +14,9 @@ def run_dir(trainer: L.Trainer) -> Path:
     CSV / TensorBoard: the logger's ``log_dir`` (``<save_dir>/<name>/version_<n>``). Other loggers
     (W&B, MLflow): ``<save_dir>/<name>/<version>``, the folder Lightning puts their checkpoints in —
     ``trainer.log_dir`` there is the bare ``save_dir`` shared by every run. No logger: ``default_root_dir``.
+
+    Under DDP ``trainer.log_dir`` broadcasts rank 0's answer, so every rank must call this together:
+    a caller that writes on rank 0 only asks first on all ranks and passes the folder in.
     """
     logger = trainer.logger
     if logger is None:

@@ -12,6 +12,7 @@ Optimiser: Adam, by default at sparsify's ``2e-4 / sqrt(K / 16384)``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -208,7 +209,8 @@ class SAETask(L.LightningModule):
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
             if self.density_report and not self.trainer.sanity_checking:
-                self.write_density_report()
+                # every rank asks for the folder: under DDP trainer.log_dir is a collective
+                self.write_density_report(run_dir(self.trainer) / "sae_reports")
         if self.probe_check and self.trainer.world_size > 1:  # one probe on every rank's clips
             self.pooled = self.pooled_across_ranks()
         if self.probe_check and self.pooled.clips:
@@ -217,7 +219,7 @@ class SAETask(L.LightningModule):
         self.pooled = PooledFeatures()
 
     @rank_zero_only
-    def write_density_report(self) -> None:
+    def write_density_report(self, out_dir: Path) -> None:
         from torchvision.utils import save_image
 
         from vtrep.reports.sae_density import firing_density_image
@@ -225,7 +227,6 @@ class SAETask(L.LightningModule):
 
         image = firing_density_image(self.metrics.fired, self.metrics.count,
                                      f"step {self.global_step}: latent density on {self.metrics.count} inputs")
-        out_dir = run_dir(self.trainer) / "sae_reports"
         out_dir.mkdir(parents=True, exist_ok=True)
         save_image(image, str(out_dir / f"density_step_{self.global_step:07d}.png"))
         log_image(self.logger, "val/latent_density", image, self.global_step)
@@ -234,10 +235,12 @@ class SAETask(L.LightningModule):
         for hook in ("firing_reduce", "threshold_reduce"):  # collectives only while the process group lives
             if hasattr(self.sae, hook):
                 setattr(self.sae, hook, None)
-        if self.export_sae and self.trainer.is_global_zero:
+        if self.export_sae:
             from vtrep.sae.io import save_sae
 
-            save_sae(self.sae, run_dir(self.trainer) / "sae")
+            out = run_dir(self.trainer) / "sae"  # on every rank: a collective under DDP
+            if self.trainer.is_global_zero:
+                save_sae(self.sae, out)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.sae.parameters(), lr=self.lr)

@@ -104,7 +104,8 @@ class SeriesMAETask(L.LightningModule):
         return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
 
     def on_fit_end(self) -> None:
-        if self.hparams.export_encoder and self.trainer.is_global_zero:
-            out = run_dir(self.trainer) / "encoder"
-            # RevIN has no weights; extraction must know whether the encoder saw normalised series
-            save_pretrained(self.encoder, out, extra={"revin": self.revin is not None})
+        if self.hparams.export_encoder:
+            out = run_dir(self.trainer) / "encoder"  # on every rank: a collective under DDP
+            if self.trainer.is_global_zero:
+                # RevIN has no weights; extraction must know whether the encoder saw normalised series
+                save_pretrained(self.encoder, out, extra={"revin": self.revin is not None})

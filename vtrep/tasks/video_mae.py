@@ -15,6 +15,7 @@ devices and gradient accumulation, and a per-step linear warmup + cosine decay t
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -146,7 +147,8 @@ class VideoMAETask(L.LightningModule):
         loss, _ = self.loss_parts(mask, rec)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         if batch_idx == 0 and self.hparams.num_viz_clips > 0:
-            self._write_reconstruction_grid(video, pred, mask)
+            # every rank asks for the folder: under DDP trainer.log_dir is a collective (rank 0 alone would hang)
+            self._write_reconstruction_grid(video, pred, mask, run_dir(self.trainer) / "reconstructions")
         return loss
 
     # ------------------------------------------------------------------ pictures
@@ -170,11 +172,11 @@ class VideoMAETask(L.LightningModule):
         return tuple(unpatchify_pixels(x, *shape) for x in (pixels, masked, recon))
 
     @rank_zero_only
-    def _write_reconstruction_grid(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput) -> None:
+    def _write_reconstruction_grid(self, video: torch.Tensor, pred: torch.Tensor, mask: MaskOutput,
+                                   out_dir: Path) -> None:
         n = min(self.hparams.num_viz_clips, video.shape[0])
         sub = mask.select(n)
         image = reconstruction_grid(*self.reconstruct(video[:n], pred[:n].detach(), sub))
-        out_dir = run_dir(self.trainer) / "reconstructions"
         save_grid(image, out_dir / f"step_{self.global_step:07d}.png")
         log_image(self.logger, "val/reconstruction", image, self.global_step)
 
@@ -202,6 +204,7 @@ class VideoMAETask(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_fit_end(self) -> None:
-        if self.hparams.export_encoder and self.trainer.is_global_zero:
-            out = run_dir(self.trainer) / "encoder"
-            save_pretrained(self.backbone, out)
+        if self.hparams.export_encoder:
+            out = run_dir(self.trainer) / "encoder"  # on every rank: a collective under DDP
+            if self.trainer.is_global_zero:
+                save_pretrained(self.backbone, out)
