@@ -14,13 +14,13 @@ decoder gets its own full limit.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from datamodules.atomic_write import atomic_write
 from datamodules.time_limit import time_limit
 
 Backend = Literal["auto", "decord", "pyav"]
@@ -231,10 +231,7 @@ def write_video(
     for name, value in (("fps", fps), ("gop", gop)):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    final = Path(path)
-    # Keep the suffix so PyAV picks the container format from the name.
-    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.tmp{final.suffix}")
-    try:
+    def encode(tmp: Path) -> None:
         with av.open(str(tmp), "w") as container:
             stream = container.add_stream(codec, rate=fps)
             stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], pix_fmt
@@ -244,7 +241,5 @@ def write_video(
             for image in array:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
             container.mux(stream.encode())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+
+    return atomic_write(path, encode)

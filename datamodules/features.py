@@ -26,6 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from datamodules.atomic_write import atomic_write
 from datamodules.epoch_shuffle import rank_and_world
 
 INDEX = "index.json"
@@ -66,9 +67,8 @@ class FeatureShardWriter:
         features = torch.cat([f for f, _ in self.pending])
         meta = torch.cat([m for _, m in self.pending])
         name = f"shard_{len(self.shards):05d}.safetensors"
-        tmp = self.root / f".{name}.tmp"
-        save_file({"features": features[:rows].contiguous(), "meta": meta[:rows].contiguous()}, str(tmp))
-        os.replace(tmp, self.root / name)
+        shard = {"features": features[:rows].contiguous(), "meta": meta[:rows].contiguous()}
+        atomic_write(self.root / name, lambda tmp: save_file(shard, str(tmp)))
         self.shards.append({"file": name, "rows": rows})
         self.pending = [(features[rows:], meta[rows:])] if rows < len(features) else []
         self.pending_rows = len(features) - rows

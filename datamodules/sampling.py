@@ -17,6 +17,12 @@ class TooShortError(SelectionError):
     """The video has fewer frames than one clip spans (raised with ``short="skip"``)."""
 
 
+def check_short_clips(policy: str) -> None:
+    """``policy`` is one of :data:`SHORT_CLIP_POLICIES` (the ``short_clips`` parameter)."""
+    if policy not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {policy!r}")
+
+
 def frames_needed(num_frames: int, sampling_rate: int) -> int:
     """Frames a video needs so that a clip never repeats a frame: ``(num_frames - 1) * sampling_rate + 1``."""
     return (num_frames - 1) * sampling_rate + 1
@@ -47,8 +53,7 @@ def clip_indices(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if mode not in SAMPLING_MODES:
         raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
-    if short not in SHORT_CLIP_POLICIES:
-        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short!r}")
+    check_short_clips(short)
     needed = frames_needed(num_frames, sampling_rate)
     if short == "skip" and total_frames < needed:
         raise TooShortError(f"the video has {total_frames} frames, a clip of num_frames={num_frames} at "

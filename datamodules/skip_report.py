@@ -7,10 +7,10 @@ skipped something, so a run stopped at any point leaves a complete report of the
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from datamodules.atomic_write import atomic_write
 from datamodules.skips import SkippedVideo
 
 REPORT_NAME = "skipped_videos"
@@ -21,13 +21,17 @@ def format_examples(skipped: Sequence[SkippedVideo]) -> str:
     return ", ".join(f"{s.path!r} ({s.kind})" for s in skipped) or "none"
 
 
+def pass_label(split: str, epoch: int, stage: str | None) -> str:
+    """``train epoch 3`` (``... (sanity check)`` for Lightning's pre-training check), in messages and the report."""
+    return f"{split} epoch {epoch}" + (" (sanity check)" if stage == "sanity_check" else "")
+
+
 def format_report(passes: Sequence[dict[str, Any]]) -> str:
     """Readable text: one block per pass (split, epoch, counts), then one line per skipped file."""
     lines = []
     for entry in passes:
-        stage = " (sanity check)" if entry["stage"] == "sanity_check" else ""
         partial = "" if entry["complete"] else ", pass not completed"
-        lines.append(f"{entry['split']} epoch {entry['epoch']}{stage}: skipped {entry['skipped']} of "
+        lines.append(f"{pass_label(entry['split'], entry['epoch'], entry['stage'])}: skipped {entry['skipped']} of "
                      f"{entry['attempted']} videos ({entry['fraction']:.1%}; max_skip_fraction "
                      f"{entry['max_skip_fraction']:g}){partial}")
         if entry["substituted_batches"]:
@@ -40,17 +44,11 @@ def format_report(passes: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_skip_report(folder: Path, passes: Sequence[dict[str, Any]], suffix: str = "") -> Path:
     """Write the report of ``passes`` into ``folder``; returns the JSON file's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / f"{REPORT_NAME}{suffix}.json"
-    _write_atomic(json_path, json.dumps({"passes": list(passes)}, indent=2) + "\n")
-    _write_atomic(folder / f"{REPORT_NAME}{suffix}.txt", format_report(passes))
+    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps({"passes": list(passes)}, indent=2) + "\n"))
+    atomic_write(folder / f"{REPORT_NAME}{suffix}.txt", lambda tmp: tmp.write_text(format_report(passes)))
     return json_path

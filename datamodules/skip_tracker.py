@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from datamodules.skip_report import EXAMPLES, format_examples, write_skip_report
+from datamodules.skip_report import EXAMPLES, format_examples, pass_label, write_skip_report
 from datamodules.skips import SkippedVideo
 
 
@@ -55,6 +55,10 @@ class EpochSkips:
     substituted_batches: int = 0
     complete: bool = False
     ended: bool = False
+
+    @property
+    def label(self) -> str:
+        return pass_label(self.split, self.epoch, self.stage)
 
     @property
     def fraction(self) -> float:
@@ -124,7 +128,7 @@ class SkipTracker:
             return
         path = self._write()
         where = f"; report: {path}" if path is not None else ""
-        warnings.warn(f"{_label(record)}: skipped {len(record.skipped)} of {record.attempted} videos "
+        warnings.warn(f"{record.label}: skipped {len(record.skipped)} of {record.attempted} videos "
                       f"({record.fraction:.1%}){where}", SkippedVideoWarning, stacklevel=2)
 
     def report(self) -> list[dict[str, Any]]:
@@ -146,11 +150,6 @@ class SkipTracker:
         more = f"; full list in {report}" if report is not None else ""
         skipped, planned = len(record.skipped), record.planned
         raise TooManySkippedVideos(
-            f"{_label(record)}: {skipped} of its {planned} videos could not be used ({skipped / planned:.1%}), "
+            f"{record.label}: {skipped} of its {planned} videos could not be used ({skipped / planned:.1%}), "
             f"more than max_skip_fraction={self.max_skip_fraction:g} allows. Skipped: {examples}{more}. "
             "Fix or remove these files, or raise max_skip_fraction (a number in [0, 1]; 1 never stops)")
-
-
-def _label(record: EpochSkips) -> str:
-    stage = " (sanity check)" if record.stage == "sanity_check" else ""
-    return f"{record.split} epoch {record.epoch}{stage}"

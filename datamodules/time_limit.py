@@ -20,6 +20,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+
 class DecodeTimeout(TimeoutError):
     """The block ran longer than its limit of ``seconds``."""
 
@@ -40,7 +41,7 @@ def can_interrupt() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-def _warn_once() -> None:
+def _warn_unlimited() -> None:
     # Python's default warning filter shows a warning once per code location: no state of our own
     warnings.warn("decode_timeout_s is not enforced off the main thread (signals reach only the main "
                   "thread); decoding there runs without a time limit", RuntimeWarning, stacklevel=3)
@@ -58,7 +59,7 @@ def time_limit(seconds: Optional[float], what: str = "decoding") -> Iterator[Non
         return
     check_timeout(seconds)
     if not can_interrupt():
-        _warn_once()
+        _warn_unlimited()
         yield
         return
 

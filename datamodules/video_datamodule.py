@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from datamodules.checks import check_loader_args
 from datamodules.decoding import BACKENDS
 from datamodules.epoch_shuffle import rank_and_world, shuffled_loader_kwargs
-from datamodules.sampling import SHORT_CLIP_POLICIES
+from datamodules.sampling import check_short_clips
 from datamodules.skip_loader import SkippingLoader
 from datamodules.skip_tracker import SkipContext, SkipTracker
 from datamodules.splits import stratified_split
@@ -103,8 +103,7 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if short_clips not in SHORT_CLIP_POLICIES:
-            raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+        check_short_clips(short_clips)
         check_timeout(decode_timeout_s)
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.

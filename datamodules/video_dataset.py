@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.decoding import BACKENDS, read_clip
-from datamodules.sampling import SAMPLING_MODES, SHORT_CLIP_POLICIES, ShortClips, clip_indices
+from datamodules.sampling import SAMPLING_MODES, ShortClips, check_short_clips, clip_indices
 from datamodules.skips import load_or_skip
 from datamodules.time_limit import check_timeout
 
@@ -55,8 +55,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if short_clips not in SHORT_CLIP_POLICIES:
-            raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+        check_short_clips(short_clips)
         check_timeout(decode_timeout_s)
         self.samples = [(str(path), int(label)) for path, label in samples]
         self.num_frames, self.sampling_rate = num_frames, sampling_rate

@@ -18,23 +18,15 @@ class VtrepCLI(LightningCLI):
     """
 
     def instantiate_trainer(self, **kwargs):
-        from vtrep.callbacks import RNGStateCheckpoint
+        from vtrep.callbacks import FiniteLossGuard, RNGStateCheckpoint
         from vtrep.hardware import warn_if_slow_bf16
 
         trainer = super().instantiate_trainer(**kwargs)
-        if not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
-            trainer.callbacks.append(RNGStateCheckpoint())
-        add_finite_loss_guard(trainer)
+        for default in (RNGStateCheckpoint, FiniteLossGuard):  # unless the config already gave one
+            if not any(isinstance(c, default) for c in trainer.callbacks):
+                trainer.callbacks.append(default())
         warn_if_slow_bf16(trainer)
         return trainer
-
-
-def add_finite_loss_guard(trainer) -> None:
-    """Give ``trainer`` a :class:`~vtrep.callbacks.FiniteLossGuard` unless it has one."""
-    from vtrep.callbacks import FiniteLossGuard
-
-    if not any(isinstance(c, FiniteLossGuard) for c in trainer.callbacks):
-        trainer.callbacks.append(FiniteLossGuard())
 
 
 # commands beside LightningCLI's, imported only when used

@@ -16,18 +16,11 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from datamodules.atomic_write import atomic_write
+
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_pretrained(module: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
@@ -40,8 +33,8 @@ def save_pretrained(module: nn.Module, path: str | os.PathLike, extra: dict[str,
     meta = {"format_version": FORMAT_VERSION, "class_path": f"{cls.__module__}.{cls.__qualname__}",
             "config": module.config, **(extra or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
-    _atomic_write(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
+    atomic_write(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2)))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -46,6 +47,8 @@ def test_merge_of_split_clips_equals_pooling_everything():
 
 def _rank(rank: int, port: int, queue) -> None:
     """One gloo rank: the probe over both ranks' clips, and a BatchTopK threshold update."""
+    from lightning.pytorch.strategies import DDPStrategy
+
     from vtrep.sae import BatchTopKSAE
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -54,7 +57,9 @@ def _rank(rank: int, port: int, queue) -> None:
         own = torch.arange(rank, CLIPS * ROWS_PER_CLIP, 2)  # every clip has rows on both ranks
         probe = SAETask.pooled_across_ranks(SimpleNamespace(pooled=pooled_of(own))).probe()
         sae = BatchTopKSAE(8, 16, k=2)
-        sae.threshold_reduce = lambda t: SAETask.min_across_ranks(SimpleNamespace(device=torch.device("cpu")), t)
+        strategy = DDPStrategy()  # only its reduce is used: the process group above is already up
+        fake_task = SimpleNamespace(device=torch.device("cpu"), trainer=SimpleNamespace(strategy=strategy))
+        sae.threshold_reduce = partial(SAETask.reduce_across_ranks, fake_task, op="min")  # as SAETask sets it
         codes = torch.zeros(4, 16)
         if rank == 1:  # rank 0 has nothing positive and must still take part in the collective
             codes[0, 3], codes[2, 5] = 0.7, 0.2

@@ -138,7 +138,6 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Any:
                          f"{_first_sentence(err)}") from err
 
 
-
 def state_dict_mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
     """What keeps ``state`` from loading strictly into ``module`` (empty when it fits).
 

@@ -12,6 +12,7 @@ Optimiser: Adam, by default at sparsify's ``2e-4 / sqrt(K / 16384)``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -48,17 +49,18 @@ class PooledFeatures:
     def update(self, clip: torch.Tensor, label: torch.Tensor, x: torch.Tensor, x_hat: torch.Tensor) -> None:
         for c in clip.unique().tolist():
             rows = clip == c
-            entry = self.clips.setdefault(c, [0.0, 0.0, 0, int(label[rows][0])])
-            entry[0] = entry[0] + x[rows].sum(0).double().cpu()
-            entry[1] = entry[1] + x_hat[rows].sum(0).double().cpu()
-            entry[2] += int(rows.sum())
+            self._add(c, x[rows].sum(0).double().cpu(), x_hat[rows].sum(0).double().cpu(), int(rows.sum()),
+                      int(label[rows][0]))
 
     def merge(self, others: list[dict[int, list]]) -> None:
         """Add other ranks' per-clip sums (a clip split between ranks' shards is summed, not duplicated)."""
         for clips in others:
-            for c, (x_sum, x_hat_sum, count, label) in clips.items():
-                entry = self.clips.setdefault(c, [0.0, 0.0, 0, label])
-                entry[0], entry[1], entry[2] = entry[0] + x_sum, entry[1] + x_hat_sum, entry[2] + count
+            for c, entry in clips.items():
+                self._add(c, *entry)
+
+    def _add(self, clip: int, x_sum: torch.Tensor, x_hat_sum: torch.Tensor, count: int, label: int) -> None:
+        entry = self.clips.setdefault(clip, [0.0, 0.0, 0, label])
+        entry[0], entry[1], entry[2] = entry[0] + x_sum, entry[1] + x_hat_sum, entry[2] + count
 
     def probe(self) -> dict[str, float]:
         """Top-1 of a linear probe on mean-pooled original vs reconstructed features (even clips train, odd test)."""
@@ -139,15 +141,8 @@ class SAETask(L.LightningModule):
             for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
                 torch.distributed.broadcast(tensor.data, src=0)
 
-    def sum_across_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op="sum")
-
-    def min_across_ranks(self, tensor: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        tensor = tensor.to(self.device).clone()
-        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-        return tensor
+    def reduce_across_ranks(self, tensor: torch.Tensor, op: Literal["sum", "min"] = "sum") -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op=op)
 
     def pooled_across_ranks(self) -> PooledFeatures:
         import torch.distributed as dist
@@ -161,9 +156,9 @@ class SAETask(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
             # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
-            self.sae.firing_reduce = self.sum_across_ranks
+            self.sae.firing_reduce = self.reduce_across_ranks
         if self.trainer.world_size > 1 and hasattr(self.sae, "threshold_reduce"):
-            self.sae.threshold_reduce = self.min_across_ranks
+            self.sae.threshold_reduce = partial(self.reduce_across_ranks, op="min")
 
     def on_train_epoch_start(self) -> None:
         # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
@@ -205,7 +200,7 @@ class SAETask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.world_size > 1:  # sums over every rank's inputs, not a mean of per-rank ratios
-            self.metrics.sync(self.sum_across_ranks)
+            self.metrics.sync(self.reduce_across_ranks)
         if self.metrics.count:
             self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
             if self.density_report and not self.trainer.sanity_checking:
