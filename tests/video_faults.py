@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import av
 import numpy as np
 
-from datamodules.decoding import write_video
+from datamodules.video.decoding import write_video
 
 FRAMES, SIZE = 12, 32  # every good clip: 12 frames of 32 x 32
 

@@ -50,7 +50,7 @@ def _class_names(data) -> list[str] | None:
 
 
 def _span(acc, source: dict, items):
-    from vtrep.pretrained import read_config
+    from vtrep.io.pretrained import read_config
     from vtrep.reports.concepts import item_span
 
     first = items[0][0]
@@ -142,8 +142,13 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     """
     from vtrep.eval.feature_source import SourceItems, read_source
     from vtrep.reports.concept_page import report_page, write_report_page
-    from vtrep.reports.concepts import (check_latents, check_width, gather_activations, scan_features,
-                                        select_latents)
+    from vtrep.reports.concepts import (
+        check_latents,
+        check_width,
+        gather_activations,
+        scan_features,
+        select_latents,
+    )
     from vtrep.sae.io import load_sae
 
     for name, value in (("top_items", top_items), ("max_frames", max_frames), ("batch_size", batch_size)):

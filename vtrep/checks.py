@@ -3,7 +3,7 @@
 Every component validates what a user can set in YAML when it is built, not at the first batch, with
 one message format: the parameter's name, the accepted values and the value given, e.g.
 ``head_dropout must be in [0, 1), got 1.5``. (Divisibility checks live beside the sizes they relate:
-``vtrep.layers.patch_embed.check_divisible`` and :func:`~vtrep.backbones.video_vit.transformer_blocks`.)
+``vtrep.layers.patch_embed.check_divisible`` and :func:`~vtrep.attention.blocks.transformer_blocks`.)
 """
 
 from __future__ import annotations

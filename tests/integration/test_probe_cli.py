@@ -9,7 +9,7 @@ import pytest
 
 from vtrep.backbones import create_video_vit
 from vtrep.cli import main
-from vtrep.pretrained import save_pretrained
+from vtrep.io.pretrained import save_pretrained
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.synthetic_series import generate_series_classification
+from datamodules.series.generated import generate_series_classification
 
 BENCH = Path(__file__).resolve().parents[2] / "tools/bench"
 

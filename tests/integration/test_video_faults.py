@@ -12,13 +12,19 @@ from pathlib import Path
 import lightning as L
 import pytest
 from lightning.pytorch.loggers import CSVLogger
-from video_faults import FAULTS, clip, hanging_readers, write_text_named_mp4, write_zero_byte
+from video_faults import (
+    FAULTS,
+    clip,
+    hanging_readers,
+    write_text_named_mp4,
+    write_zero_byte,
+)
 
-import datamodules.decoding as decoding
-import datamodules.video_dataset as video_dataset
-from datamodules.decoding import write_video
-from datamodules.skip_tracker import SkippedVideoWarning, TooManySkippedVideos
-from datamodules.video_datamodule import VideoDataModule
+import datamodules.video.dataset as video_dataset
+import datamodules.video.decoding as decoding
+from datamodules.faults.tracker import SkippedVideoWarning, TooManySkippedVideos
+from datamodules.video.datamodule import VideoDataModule
+from datamodules.video.decoding import write_video
 from vtrep.backbones import create_video_vit
 from vtrep.decoders import MAEDecoderConfig
 from vtrep.masking import TubeMasking

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from vtrep.attention import (BlockTopK, DividedSpace, DividedTime, FixedPattern, LocalWindow, PatternAttention,
-                             StridedPattern)
+from vtrep.attention import (
+    BlockTopK,
+    DividedSpace,
+    DividedTime,
+    FixedPattern,
+    LocalWindow,
+    PatternAttention,
+    StridedPattern,
+)
 
 PATTERNS = [LocalWindow(3), LocalWindow(2, tokens_per_step=3, causal=True), StridedPattern(5),
             StridedPattern(4, causal=True), FixedPattern(6, summary=2), DividedSpace(tokens_per_step=4),
@@ -122,7 +129,7 @@ def test_flex_inference_on_cpu_equals_dense(pattern):
 def test_pattern_block_with_full_attention_reproduces_timm_block():
     from timm.models.vision_transformer import Block
 
-    from vtrep.layers.attention import PatternBlock
+    from vtrep.attention.blocks import PatternBlock
 
     dense = Block(32, 4, qkv_bias=True)
     sparse = PatternBlock(32, 4, PatternAttention(LocalWindow(100), "blocked", block_size=8), qkv_bias=True)

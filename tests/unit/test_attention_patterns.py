@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from vtrep.attention import (DividedSpace, DividedTime, FixedPattern, LocalWindow, StridedPattern, dense_attention,
-                             materialise_mask)
+from vtrep.attention import (
+    DividedSpace,
+    DividedTime,
+    FixedPattern,
+    LocalWindow,
+    StridedPattern,
+    dense_attention,
+    materialise_mask,
+)
 
 
 def rule_mask(rule, n: int) -> torch.Tensor:

@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.features import FeatureShards, FeatureShardWriter
-from vtrep.reports.concepts import (LatentAccumulator, Layout, Span, gather_activations, item_span, scan_features,
-                                    select_latents, steps_activation)
+from datamodules.features.shards import FeatureShards, FeatureShardWriter
+from vtrep.reports.concepts import (
+    LatentAccumulator,
+    Layout,
+    Span,
+    gather_activations,
+    item_span,
+    scan_features,
+    select_latents,
+    steps_activation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ["clip", "t", "h", "w", "label"]
@@ -152,7 +160,7 @@ def test_streamed_top_items_and_counts_equal_brute_force_over_shards_and_batches
 def video_folder(tmp_path_factory):
     from vtrep.backbones import VideoViT
     from vtrep.cli import main
-    from vtrep.pretrained import save_pretrained
+    from vtrep.io.pretrained import save_pretrained
     from vtrep.sae import TopKSAE
     from vtrep.sae.io import save_sae
 
@@ -172,7 +180,7 @@ def video_folder(tmp_path_factory):
 def series_folder(tmp_path_factory):
     from vtrep.backbones.series_transformer import PatchTSTEncoder
     from vtrep.cli import main
-    from vtrep.pretrained import save_pretrained
+    from vtrep.io.pretrained import save_pretrained
     from vtrep.sae import TopKSAE
     from vtrep.sae.io import save_sae
 

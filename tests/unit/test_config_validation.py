@@ -8,14 +8,20 @@ from typing import Any, Callable
 
 import pytest
 
-from vtrep.backbones import DilatedConvEncoder, PatchMLPEncoder, PatchTSTEncoder, VideoViT, create_video_vit
+from vtrep.backbones import (
+    DilatedConvEncoder,
+    PatchMLPEncoder,
+    PatchTSTEncoder,
+    VideoViT,
+    create_video_vit,
+)
 from vtrep.decoders import MAEDecoder, MAEDecoderConfig
 from vtrep.eval.encoders import load_encoder, load_task
 from vtrep.eval.extract_cli import extract
 from vtrep.eval.probe_cli import probe
+from vtrep.io.pretrained import from_pretrained
 from vtrep.masking import RandomMasking, TubeMasking
 from vtrep.optim.schedule import WarmupCosine
-from vtrep.pretrained import from_pretrained
 from vtrep.sae import JumpReLUSAE, TopKSAE
 from vtrep.tasks import SeriesForecastTask, SeriesMAETask, TS2VecTask, VideoMAETask
 from vtrep.tasks.sae import SAETask

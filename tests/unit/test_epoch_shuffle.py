@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules.epoch_shuffle import EpochShuffle, shuffled_loader_kwargs
+from datamodules.common.epoch_shuffle import EpochShuffle, shuffled_loader_kwargs
 from vtrep.callbacks.rng_state import RNGStateCheckpoint
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from datamodules.features import FeatureShards, read_index
+from datamodules.features.shards import FeatureShards, read_index
 from vtrep.cli import main
 from vtrep.eval.feature_source import SourceItems, read_source
-from vtrep.pretrained import save_pretrained
+from vtrep.io.pretrained import save_pretrained
 
 
 def read_all(root):
@@ -92,7 +92,7 @@ def test_series_extraction_writes_channel_patch_tokens_with_labels(tmp_path):
 
 
 def test_step_encoder_tokens_are_time_steps_and_forecasting_windows_have_no_label(tmp_path):
-    from datamodules.features import FeatureShardWriter
+    from datamodules.features.shards import FeatureShardWriter
     from vtrep.backbones.dilated_conv import DilatedConvEncoder
     from vtrep.eval.extract import SERIES_META, extract_series_tokens
 
@@ -131,7 +131,7 @@ def test_a_feature_folder_without_source_says_so(tmp_path):
 def test_extracted_default_data_feeds_the_sae_datamodule_and_the_linear_probe(tmp_path, video_encoder):
     import lightning as L
 
-    from datamodules.features import FeatureDataModule, load_features
+    from datamodules.features.shards import FeatureDataModule, load_features
     from vtrep.eval.linear_probe import fit_linear_probe
     from vtrep.sae import TopKSAE
     from vtrep.tasks import SAETask

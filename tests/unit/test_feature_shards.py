@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from datamodules.features import FeatureDataModule, FeatureShards, FeatureShardWriter, read_index
+from datamodules.features.shards import (
+    FeatureDataModule,
+    FeatureShards,
+    FeatureShardWriter,
+    read_index,
+)
 
 
 def write(root, rows=1000, width=4, shard_rows=128):

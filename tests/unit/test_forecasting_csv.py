@@ -5,8 +5,12 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from datamodules.forecasting_csv import (ForecastingWindows, forecasting_splits, read_forecasting_csv,
-                                         split_borders)
+from datamodules.series.forecasting_csv import (
+    ForecastingWindows,
+    forecasting_splits,
+    read_forecasting_csv,
+    split_borders,
+)
 
 
 def write_csv(path, rows: int, channels=("A", "OT")):

@@ -17,9 +17,16 @@ from transformers import VideoMAEConfig, VideoMAEForPreTraining  # noqa: E402
 
 from vtrep.backbones import VideoViT  # noqa: E402
 from vtrep.decoders import MAEDecoder, MAEDecoderConfig  # noqa: E402
-from vtrep.interop import (hf_to_vtrep, import_hf_videomae, import_original_videomae,  # noqa: E402
-                           pixel_target_from_hf, read_state_dict, save_hf_videomae, to_hf_pixels,
-                           vtrep_to_hf)
+from vtrep.interop import (  # noqa: E402
+    hf_to_vtrep,
+    import_hf_videomae,
+    import_original_videomae,
+    pixel_target_from_hf,
+    read_state_dict,
+    save_hf_videomae,
+    to_hf_pixels,
+    vtrep_to_hf,
+)
 from vtrep.masking import FixedMask, mask_from_bool  # noqa: E402
 from vtrep.tasks.video_mae import VideoMAETask  # noqa: E402
 
@@ -328,7 +335,7 @@ def test_full_size_parity(sizes, preset):
 
 def test_import_command_writes_an_encoder_folder_that_vtrep_loads(tmp_path):
     from vtrep.cli import main
-    from vtrep.pretrained import from_pretrained
+    from vtrep.io.pretrained import from_pretrained
 
     hf = make_hf()
     hf.save_pretrained(tmp_path / "hf")

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from datamodules.synthetic_object import moving_object_batch, moving_object_clip
+from datamodules.video.generated_object import moving_object_batch, moving_object_clip
 from vtrep.backbones import VideoViT
 from vtrep.decoders.mae_decoder import MAEDecoderConfig
 from vtrep.masking import AdaMAESampler, TubeMasking

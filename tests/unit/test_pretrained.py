@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vtrep.backbones import create_video_vit
-from vtrep.pretrained import from_pretrained, save_pretrained
+from vtrep.io.pretrained import from_pretrained, save_pretrained
 
 
 def test_round_trip(tmp_path):

@@ -15,9 +15,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamodules.forecasting_csv import read_forecasting_csv
-from datamodules.series_datamodule import SeriesClassificationDataModule
-from datamodules.ucr import SeriesFileError, read_ts, read_ucr_tsv
+from datamodules.series.datamodule import SeriesClassificationDataModule
+from datamodules.series.forecasting_csv import read_forecasting_csv
+from datamodules.series.ucr import SeriesFileError, read_ts, read_ucr_tsv
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from vtrep.sae import AbsTopKSAE, BatchTopKSAE, JumpReLUSAE, MatryoshkaSAE, ReLUL1SAE, TopKSAE
+from vtrep.sae import (
+    AbsTopKSAE,
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatryoshkaSAE,
+    ReLUL1SAE,
+    TopKSAE,
+)
 from vtrep.sae.io import export_saelens, import_saelens, load_sae, save_sae
 
 BUILDERS = {

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules.planted_dictionary import planted_activations
+from datamodules.features.planted import planted_activations
 from vtrep.sae import SAEMetrics, TopKSAE, dictionary_recovery
 from vtrep.tasks import SAETask
 

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.series_datamodule import ForecastingDataModule, SeriesClassificationDataModule
-from datamodules.synthetic_series import generate_series_classification, waveform
+from datamodules.series.datamodule import (
+    ForecastingDataModule,
+    SeriesClassificationDataModule,
+)
+from datamodules.series.generated import generate_series_classification, waveform
 
 
 def test_generated_classification_is_balanced_and_deterministic():

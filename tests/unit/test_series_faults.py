@@ -1,6 +1,6 @@
 """Faults in time-series files and inputs: each is handled by a documented rule or rejected by name.
 
-Rules: ``datamodules/ucr.py`` and ``datamodules/forecasting_csv.py`` module docstrings, ``RevIN``.
+Rules: ``datamodules/series/ucr.py`` and ``datamodules/series/forecasting_csv.py`` module docstrings, ``RevIN``.
 """
 
 import re
@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.forecasting_csv import forecasting_splits, read_forecasting_csv
-from datamodules.series_datamodule import SeriesClassificationDataModule
-from datamodules.ucr import SeriesFileError, load_classification, read_ts, read_ucr_tsv, ts2vec_normalise
+from datamodules.series.datamodule import SeriesClassificationDataModule
+from datamodules.series.forecasting_csv import forecasting_splits, read_forecasting_csv
+from datamodules.series.ucr import (
+    SeriesFileError,
+    load_classification,
+    read_ts,
+    read_ucr_tsv,
+    ts2vec_normalise,
+)
 from vtrep.layers.revin import RevIN
 
 TS_HEADER = "@problemName Toy\n@classLabel true a b\n@data\n"

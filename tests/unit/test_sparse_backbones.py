@@ -93,7 +93,7 @@ def test_series_encoder_blocked_equals_dense_and_causal_ignores_the_future():
 
 
 def test_sparse_backbone_round_trips_through_an_artefact(tmp_path):
-    from vtrep.pretrained import from_pretrained, save_pretrained
+    from vtrep.io.pretrained import from_pretrained, save_pretrained
 
     model = sparse_vit(LocalWindow(2), attention_block_size=8).eval()
     save_pretrained(model, tmp_path / "encoder")

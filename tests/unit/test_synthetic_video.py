@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.decoding import read_frames
-from datamodules.synthetic_video import (
+from datamodules.video.decoding import read_frames
+from datamodules.video.generated import (
     DIRECTIONS,
     GENERATOR_VERSION,
     SyntheticVideoDataModule,

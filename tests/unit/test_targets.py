@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from vtrep.layers.patch_embed import TubeletEmbed
-from vtrep.objectives import IMAGENET_MEAN, IMAGENET_STD, MaskedReconstructionLoss, PixelTarget
+from vtrep.objectives import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MaskedReconstructionLoss,
+    PixelTarget,
+)
 from vtrep.objectives.targets import patchify_pixels, unpatchify_pixels
 
 P, KT = 4, 2

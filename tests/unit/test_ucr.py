@@ -5,7 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.ucr import SeriesFileError, load_classification, read_ts, read_ucr_tsv, ts2vec_normalise
+from datamodules.series.ucr import (
+    SeriesFileError,
+    load_classification,
+    read_ts,
+    read_ucr_tsv,
+    ts2vec_normalise,
+)
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 
 from vtrep.backbones import PatchMLPEncoder
 from vtrep.eval.encoders import load_encoder, load_task
-from vtrep.interop.checkpoint import read_state_dict
-from vtrep.pretrained import from_pretrained, save_pretrained
+from vtrep.io.pretrained import from_pretrained, save_pretrained
+from vtrep.io.torch_files import read_state_dict
 from vtrep.sae import TopKSAE
 from vtrep.sae.io import export_saelens, import_saelens
 from vtrep.tasks.series_forecast import load_encoder_weights

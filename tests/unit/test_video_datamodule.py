@@ -11,16 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.decoding import VideoDecodeError, write_video
-from datamodules.sampling import clip_indices
-from datamodules.skip_loader import SkippingLoader
-from datamodules.skip_tracker import SkippedVideoWarning, SkipTracker, TooManySkippedVideos
-from datamodules.skips import SkipCollate
-from datamodules.splits import stratified_split
-from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
-from datamodules.video_csv import read_video_csv
-from datamodules.video_datamodule import VideoDataModule
-from datamodules.video_folder import list_video_folder
+from datamodules.common.splits import stratified_split
+from datamodules.faults.loader import SkippingLoader
+from datamodules.faults.skips import SkipCollate
+from datamodules.faults.tracker import (
+    SkippedVideoWarning,
+    SkipTracker,
+    TooManySkippedVideos,
+)
+from datamodules.video.csv_index import read_video_csv
+from datamodules.video.datamodule import VideoDataModule
+from datamodules.video.decoding import VideoDecodeError, write_video
+from datamodules.video.folder import list_video_folder
+from datamodules.video.sampling import clip_indices
+from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 
 REPO = Path(__file__).resolve().parents[2]
 FIGHT_SURV = Path("/work/shared/data/fight_surv")

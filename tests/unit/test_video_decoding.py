@@ -13,11 +13,17 @@ import pytest
 import torch
 from video_faults import FAULTS, hanging_readers, write_truncated_tail
 
-import datamodules.decoding as decoding
-from datamodules.decoding import VideoDecodeError, count_frames, read_clip, read_frames, write_video
-from datamodules.sampling import TooShortError, clip_indices
-from datamodules.skips import SKIPPABLE_ERRORS, skipped_video
-from datamodules.time_limit import DecodeTimeout, time_limit
+import datamodules.video.decoding as decoding
+from datamodules.faults.skips import SKIPPABLE_ERRORS, skipped_video
+from datamodules.faults.time_limit import DecodeTimeout, time_limit
+from datamodules.video.decoding import (
+    VideoDecodeError,
+    count_frames,
+    read_clip,
+    read_frames,
+    write_video,
+)
+from datamodules.video.sampling import TooShortError, clip_indices
 
 FIGHT_SURV = Path("/work/shared/data/fight_surv")
 NUM_FRAMES, HEIGHT, WIDTH = 20, 48, 64

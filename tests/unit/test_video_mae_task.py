@@ -8,7 +8,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from vtrep.backbones import create_video_vit
 from vtrep.decoders import MAEDecoderConfig
 from vtrep.masking import MaskOutput, TubeMasking
-from vtrep.optim import WarmupCosine, effective_batch_size, scaled_lr, weight_decay_groups
+from vtrep.optim import (
+    WarmupCosine,
+    effective_batch_size,
+    scaled_lr,
+    weight_decay_groups,
+)
 from vtrep.tasks import VideoMAETask
 
 

@@ -2,7 +2,7 @@
 
     python tools/bench/adamae_focus.py --steps 400 --picture adamae_focus.png
 
-Clips show one disc bouncing over a flat static background (``datamodules.synthetic_object``),
+Clips show one disc bouncing over a flat static background (``datamodules.video.generated_object``),
 so the tokens the disc touches are known. An AdaMAE task is pretrained on such clips; on held-out
 clips we compare the sampler's mean probability on object tokens with that on background tokens,
 before and after training. Clips are fed as in-memory tensors (no codec), so flat background
@@ -15,9 +15,8 @@ import json
 from pathlib import Path
 
 import torch
-from einops import rearrange
-
 from bench_training import make_optimizer, train_step
+from einops import rearrange
 
 
 def object_tokens(masks: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.Tensor:
@@ -46,7 +45,7 @@ def focus(steps: int = 400, batch_size: int = 16, num_train: int = 512, num_eval
           sampling_weight: float = 1e-4, base_lr: float = 1.6e-2, seed: int = 0, picture: str | None = None,
           output: str | None = None) -> dict:
     """Train AdaMAE on moving-object clips and print the object / background probability ratio."""
-    from datamodules.synthetic_object import moving_object_batch
+    from datamodules.video.generated_object import moving_object_batch
     from vtrep.backbones import VideoViT
     from vtrep.decoders.mae_decoder import MAEDecoderConfig
     from vtrep.masking import AdaMAESampler

@@ -17,8 +17,13 @@ import random
 from pathlib import Path
 
 import torch
-
-from bench_training import StepStats, make_optimizer, saved_activation_bytes, state_bytes, train_step
+from bench_training import (
+    StepStats,
+    make_optimizer,
+    saved_activation_bytes,
+    state_bytes,
+    train_step,
+)
 
 
 def strategies(sampler_dim: int, heads: int) -> dict:

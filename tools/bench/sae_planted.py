@@ -4,7 +4,7 @@
     python tools/bench/sae_planted.py --variants [topk,batchtopk] --steps 1000
 
 Activations are ``x = c·A`` with ``A`` 256 random unit atoms in d = 64 and 8 active atoms per
-sample (magnitudes uniform in [0.5, 1.5], Zipf-like atom frequencies; ``datamodules.planted_dictionary``).
+sample (magnitudes uniform in [0.5, 1.5], Zipf-like atom frequencies; ``datamodules.features.planted``).
 Each variant (512 latents, 2× the atoms) trains with Adam for the same steps on the same batches;
 we report the mean over true atoms of the best cosine with a decoder row (recovery), L0, FVU and
 dead latents on held-out samples. TopK-style variants use k = 8 (the true L0); the penalty
@@ -22,7 +22,15 @@ VARIANTS = ("topk", "batchtopk", "matryoshka", "abstopk", "archetypal", "jumprel
 
 
 def build(name: str, d: int, latents: int, k: int, dead_after: int):
-    from vtrep.sae import (AbsTopKSAE, ArchetypalSAE, BatchTopKSAE, JumpReLUSAE, MatryoshkaSAE, ReLUL1SAE, TopKSAE)
+    from vtrep.sae import (
+        AbsTopKSAE,
+        ArchetypalSAE,
+        BatchTopKSAE,
+        JumpReLUSAE,
+        MatryoshkaSAE,
+        ReLUL1SAE,
+        TopKSAE,
+    )
 
     builders = {
         "topk": lambda: TopKSAE(d, latents, k=k, dead_after_tokens=dead_after),
@@ -60,7 +68,7 @@ def train(sae, x: torch.Tensor, steps: int, batch_size: int, lr: float, seed: in
 
 def run(variants: list[str] = list(VARIANTS), steps: int = 3000, batch_size: int = 1024, d: int = 64,
         num_atoms: int = 256, active: int = 8, latents: int = 512, lr: float = 1e-3, seed: int = 0) -> dict:
-    from datamodules.planted_dictionary import planted_activations
+    from datamodules.features.planted import planted_activations
     from vtrep.sae import SAEMetrics, dictionary_recovery
 
     x, atoms = planted_activations(60_000, d, num_atoms, active, zipf=0.5, seed=seed)

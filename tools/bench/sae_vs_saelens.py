@@ -10,7 +10,7 @@ message and the planted part reports vtrep's TopK alone.
 
 **Part 1 — speed.** TopK SAEs at ``d`` = 768, ``K`` = 16·768, ``k`` = 32, batch 4096, fp32, on the
 same device and the same ``torch.set_num_threads(threads)`` (default 2), fed the *same* batches of
-planted activations (``datamodules.planted_dictionary``, ``4·d`` atoms, ``k`` active, Zipf 0.5).
+planted activations (``datamodules.features.planted``, ``4·d`` atoms, ``k`` active, Zipf 0.5).
 Each variant does one full training step as its own library's trainer does it:
 
 - ``vtrep`` — :class:`vtrep.sae.TopKSAE` with its defaults (sparse fast path on since ``K ≥ 8k``;
@@ -114,7 +114,7 @@ def _saelens_topk(d: int, latents: int, k: int, device: str, sparse: bool = Fals
 def speed(variants: list[str], d: int, expansion: int, k: int, batch_size: int, rounds: int, warmup: int,
           dead_fraction: float, lr: float, device: torch.device, seed: int, profile: bool,
           profile_steps: int) -> dict:
-    from datamodules.planted_dictionary import planted_activations
+    from datamodules.features.planted import planted_activations
     from vtrep.sae import TopKSAE
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -236,7 +236,7 @@ def _evaluate(encode, decode, decoder: torch.Tensor, test_x: torch.Tensor, atoms
 
 
 def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: list[int]) -> dict:
-    from datamodules.planted_dictionary import planted_activations
+    from datamodules.features.planted import planted_activations
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sae_planted

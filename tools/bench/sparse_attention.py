@@ -29,7 +29,13 @@ HEADS, HEAD_DIM = 6, 64
 
 def build(name: str, block_size: int):
     """``(label, attention fn)`` of a method name: ``dense`` or a pattern name."""
-    from vtrep.attention import BlockTopK, FixedPattern, LocalWindow, PatternAttention, StridedPattern
+    from vtrep.attention import (
+        BlockTopK,
+        FixedPattern,
+        LocalWindow,
+        PatternAttention,
+        StridedPattern,
+    )
 
     patterns = {
         "local": LocalWindow(64),

@@ -3,7 +3,7 @@
     python tools/bench/sparse_videomae_quality.py                 # 64 frames, 2048 tokens a clip
     python tools/bench/sparse_videomae_quality.py --steps 40 --num_train 64 --num_eval 32   # a quick look
 
-Clips are the project's moving dots (``datamodules.synthetic_video.render_clip``; label = direction
+Clips are the project's moving dots (``datamodules.video.generated.render_clip``; label = direction
 of motion, 4 classes) at 64 frames of 32², cut into 4×4×2 tubelets: 32 steps × 64 tokens. Both
 models are the same VideoMAE (tube masking, 0.9 by default; encoder and decoder ViTs, identical initial
 weights and batches; the quickstart's base lr 1.6e-2, i.e. 5e-4 at batch 8); the sparse one runs a local window of ±``window`` tubelet steps in encoder
@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bench_training import make_optimizer, train_step
 
 
 def long_clips(count: int, num_frames: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(count, 3, T, H, W)`` normalised clips and their direction labels, balanced over the 4 classes."""
-    from datamodules.synthetic_video import DIRECTIONS, render_clip
-    from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD
+    from datamodules.video.generated import DIRECTIONS, render_clip
+    from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     rng = np.random.default_rng(seed)
     directions = list(DIRECTIONS.values())

@@ -107,7 +107,7 @@ def benchmark(data_root: str = str(ROOT.parent / "shared/data/UCRArchive_2018"),
               norm: str = "batch", layers: str = "last", protocol: str = "svm", seed: int = 0, threads: int | None = None,
               output: str | None = None) -> dict:
     """Pretrain, extract and classify each dataset; print one table with the published numbers and means."""
-    from datamodules.ucr import load_classification
+    from datamodules.series.ucr import load_classification
     from vtrep.eval.series_classification import evaluate_representations
     from vtrep.eval.series_features import series_representations
 

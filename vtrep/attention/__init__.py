@@ -2,8 +2,15 @@
 
 from vtrep.attention.attend import PatternAttention
 from vtrep.attention.backends.dense import dense_attention, materialise_mask
-from vtrep.attention.patterns import (BlockTopK, DividedSpace, DividedTime, FixedPattern, LocalWindow, Pattern,
-                                      StridedPattern)
+from vtrep.attention.patterns import (
+                                      BlockTopK,
+                                      DividedSpace,
+                                      DividedTime,
+                                      FixedPattern,
+                                      LocalWindow,
+                                      Pattern,
+                                      StridedPattern,
+)
 
 __all__ = ["Pattern", "LocalWindow", "StridedPattern", "FixedPattern", "DividedSpace", "DividedTime", "BlockTopK",
            "PatternAttention", "dense_attention", "materialise_mask"]

@@ -23,8 +23,13 @@ import torch.nn.functional as F
 
 from vtrep.attention.backends.blocked import blocked_attention
 from vtrep.attention.backends.dense import dense_attention, dense_rule_attention
-from vtrep.attention.backends.layout import (BlockLayout, block_layout, kept_blocks, layout_from_blocks,
-                                             pattern_rule)
+from vtrep.attention.backends.layout import (
+    BlockLayout,
+    block_layout,
+    kept_blocks,
+    layout_from_blocks,
+    pattern_rule,
+)
 from vtrep.attention.backends.union import union_attention
 from vtrep.attention.patterns.base import Pattern, check_positive
 from vtrep.attention.patterns.block_topk import BlockTopK

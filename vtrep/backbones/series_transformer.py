@@ -95,7 +95,7 @@ class PatchTSTEncoder(nn.Module):
         positive("mlp_ratio", mlp_ratio)
         fraction("dropout", dropout)
         attention_pattern = Pattern.from_config(attention_pattern)  # a saved config holds the pattern as a dict
-        # constructor arguments, so `vtrep.pretrained.save_pretrained` can rebuild the encoder
+        # constructor arguments, so `vtrep.io.pretrained.save_pretrained` can rebuild the encoder
         self.config: dict[str, Any] = dict(
             context_length=context_length, patch_length=patch_length, stride=stride, d_model=d_model, depth=depth,
             num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, norm=norm,

@@ -8,51 +8,19 @@ mean-pooling head does.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
-from timm.models.vision_transformer import Block
 from torch import nn
 
-from vtrep.attention.attend import Backend, PatternAttention, grid_attention
+from vtrep.attention.attend import Backend, grid_attention
+from vtrep.attention.blocks import PatternBlock, run_blocks, transformer_blocks
 from vtrep.attention.patterns.base import Pattern
 from vtrep.checks import positive, positive_int
-from vtrep.layers.attention import PatternBlock, run_blocks
+from vtrep.layers.init import init_vit_weights
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.layers.tokens import gather_tokens
-
-
-def init_vit_weights(module: nn.Module) -> None:
-    """MAE / VideoMAE initialisation: xavier-uniform linears with zero bias, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
-def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
-                       drop_path_rate: float, norm_eps: float, attend: PatternAttention | None = None) -> nn.ModuleList:
-    """``depth`` pre-norm timm blocks with a linearly increasing stochastic-depth rate.
-
-    With ``attend`` they are :class:`PatternBlock` s sharing it (one layout cache for all layers);
-    parameter names are timm's either way.
-    """
-    if dim % num_heads != 0:
-        raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
-    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
-    norm = partial(nn.LayerNorm, eps=norm_eps)
-    if attend is not None:
-        return nn.ModuleList(PatternBlock(dim, num_heads, attend, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                          drop_path=rate, norm_layer=norm) for rate in rates)
-    return nn.ModuleList(
-        Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rate, norm_layer=norm)
-        for rate in rates
-    )
 
 
 class VideoViT(nn.Module):

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from vtrep.attention.attend import Backend, grid_attention
+from vtrep.attention.blocks import PatternBlock, run_blocks, transformer_blocks
 from vtrep.attention.patterns.base import Pattern
-from vtrep.backbones.video_vit import init_vit_weights, transformer_blocks
 from vtrep.checks import positive, positive_int
-from vtrep.layers.attention import PatternBlock, run_blocks
+from vtrep.layers.init import init_vit_weights
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.layers.tokens import gather_tokens
 from vtrep.masking.base import MaskOutput

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from vtrep.pretrained import from_pretrained, read_config
+from vtrep.io.pretrained import from_pretrained, read_config
 
 FIT_CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
 
@@ -36,7 +36,7 @@ def load_lightning_weights(model: nn.Module, ckpt_path: str, config: str) -> Non
     Read with ``torch.load(weights_only=True)``: a checkpoint that would unpickle code is refused unread,
     and a truncated file or one of another model is an error naming the file.
     """
-    from vtrep.interop.checkpoint import load_matching_state, load_torch_checkpoint
+    from vtrep.io.torch_files import load_matching_state, load_torch_checkpoint
 
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")

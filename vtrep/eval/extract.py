@@ -1,4 +1,4 @@
-"""Token-level features of a frozen encoder, written with their metadata as shards (``datamodules.features``).
+"""Token-level features of a frozen encoder, written with their metadata as shards (``datamodules.features.shards``).
 
 Video (``VIDEO_META``): every token of every clip, ``(B·N, D)``, with ``clip, t, h, w, label`` —
 ``clip`` counts clips in loader order, ``(t, h, w)`` is the token's place in the grid (tokens are
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.features import FeatureShardWriter
+from datamodules.features.shards import FeatureShardWriter
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 

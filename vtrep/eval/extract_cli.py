@@ -9,7 +9,7 @@ from typing import Literal
 import lightning as L
 import torch
 
-from datamodules.features import FeatureShardWriter
+from datamodules.features.shards import FeatureShardWriter
 from vtrep.checks import positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
 from vtrep.eval.extract import (

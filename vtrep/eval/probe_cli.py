@@ -10,7 +10,7 @@ import torch
 
 from vtrep.checks import positive, positive_int
 from vtrep.eval.linear_probe import ProbeResult, extract_features, fit_linear_probe
-from vtrep.pretrained import from_pretrained
+from vtrep.io.pretrained import from_pretrained
 
 
 def probe_encoder(encoder_dir: str, data: L.LightningDataModule, random_init: bool = False, epochs: int = 100,

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from vtrep.interop.videomae_hf import import_hf_videomae
 from vtrep.interop.videomae_original import import_original_videomae
-from vtrep.pretrained import save_pretrained
+from vtrep.io.pretrained import save_pretrained
 
 
 def import_videomae(source: str, output: str, layout: Literal["transformers", "original"] = "transformers",

@@ -46,11 +46,19 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from vtrep.attention.blocks import PatternBlock
 from vtrep.backbones.video_vit import VideoViT
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
-from vtrep.interop.checkpoint import (ConversionReport, Converted, build_and_load, fuse_qv_bias, mlp_ratio_for,
-                                      read_state_dict, route_keys, split_qkv_bias)
-from vtrep.layers.attention import PatternBlock
+from vtrep.interop.checkpoint import (
+    ConversionReport,
+    Converted,
+    build_and_load,
+    fuse_qv_bias,
+    mlp_ratio_for,
+    route_keys,
+    split_qkv_bias,
+)
+from vtrep.io.torch_files import read_state_dict
 from vtrep.layers.pos_embed import SinCosPosEmbed
 from vtrep.objectives.targets import IMAGENET_MEAN, IMAGENET_STD, PixelTarget
 

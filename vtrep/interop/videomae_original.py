@@ -45,8 +45,15 @@ import torch
 
 from vtrep.backbones.video_vit import VideoViT
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
-from vtrep.interop.checkpoint import (ConversionReport, Converted, build_and_load, fuse_qv_bias, mlp_ratio_for,
-                                      read_state_dict, route_keys, unwrap_state_dict)
+from vtrep.interop.checkpoint import (
+    ConversionReport,
+    Converted,
+    build_and_load,
+    fuse_qv_bias,
+    mlp_ratio_for,
+    route_keys,
+)
+from vtrep.io.torch_files import read_state_dict, unwrap_state_dict
 from vtrep.layers.pos_embed import sincos_table
 
 # Heads of the published VideoMAE / V2 widths (ViT-S/B/L/H/g encoders; 192…640-wide decoders).

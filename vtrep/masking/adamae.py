@@ -9,7 +9,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vtrep.backbones.video_vit import init_vit_weights
+from vtrep.layers.init import init_vit_weights
 from vtrep.masking.base import Grid, MaskingStrategy, MaskOutput
 
 

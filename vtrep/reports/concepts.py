@@ -34,7 +34,7 @@ from typing import Iterator
 import torch
 from safetensors import safe_open
 
-from datamodules.features import FeatureShards, read_index
+from datamodules.features.shards import FeatureShards, read_index
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Saving SAEs: vtrep's artefact format, and export to / import from SAELens's on-disk format.
 
 - :func:`save_sae` writes vtrep's artefact (``model.safetensors`` + ``config.json``, see
-  :mod:`vtrep.pretrained`) of a copy whose input scale is folded into the weights, so the saved SAE
+  :mod:`vtrep.io.pretrained`) of a copy whose input scale is folded into the weights, so the saved SAE
   takes raw encoder features; :func:`load_sae` reads it back.
 - :func:`export_saelens` writes SAELens's layout (``sae_weights.safetensors`` with ``W_enc (d_in, d_sae)``,
   ``W_dec (d_sae, d_in)``, ``b_enc``, ``b_dec`` and, for JumpReLU, ``threshold``; ``cfg.json`` with
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from vtrep.interop.checkpoint import read_state_dict
-from vtrep.pretrained import from_pretrained, save_pretrained
+from vtrep.io.pretrained import from_pretrained, save_pretrained
+from vtrep.io.torch_files import read_state_dict
 from vtrep.sae.base import SparseAutoencoder
 
 SAELENS_WEIGHTS, SAELENS_CONFIG = "sae_weights.safetensors", "cfg.json"

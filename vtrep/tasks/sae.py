@@ -21,9 +21,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from vtrep.checks import positive
+from vtrep.io.run_dir import run_dir
 from vtrep.sae.base import SparseAutoencoder
 from vtrep.sae.metrics import SAEMetrics
-from vtrep.tasks.run_dir import run_dir
 
 
 def batch_features(batch) -> torch.Tensor:

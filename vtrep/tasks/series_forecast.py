@@ -30,7 +30,7 @@ def load_encoder_weights(encoder: nn.Module, checkpoint: str) -> None:
     Read with ``torch.load(weights_only=True)`` (a pickle that would run code is refused); the weights
     must fit the encoder exactly (names and shapes), else the error names the file and the keys.
     """
-    from vtrep.interop.checkpoint import load_matching_state, load_torch_checkpoint
+    from vtrep.io.torch_files import load_matching_state, load_torch_checkpoint
 
     path = Path(checkpoint)
     if not path.is_file():

@@ -18,14 +18,14 @@ from torch import nn
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.checks import fraction, non_negative, positive
+from vtrep.io.pretrained import save_pretrained
+from vtrep.io.run_dir import run_dir
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 from vtrep.masking.series import SeriesPatchMasking
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
 from vtrep.optim.adamw_schedule import adamw_warmup_cosine
-from vtrep.pretrained import save_pretrained
-from vtrep.tasks.run_dir import run_dir
 
 
 def check_optimiser_args(lr: float, weight_decay: float, warmup_fraction: float) -> None:

@@ -24,16 +24,24 @@ from lightning.pytorch.utilities import rank_zero_only
 from vtrep.backbones.video_vit import VideoViT
 from vtrep.checks import fraction, non_negative, non_negative_int
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
+from vtrep.io.pretrained import save_pretrained
+from vtrep.io.run_dir import run_dir
 from vtrep.layers.tokens import gather_tokens
 from vtrep.masking.base import MaskingStrategy, MaskOutput
 from vtrep.masking.tube import TubeMasking
-from vtrep.objectives.reconstruction import MaskedReconstructionLoss, ReconstructionOutput
+from vtrep.objectives.reconstruction import (
+    MaskedReconstructionLoss,
+    ReconstructionOutput,
+)
 from vtrep.objectives.targets import PixelTarget, unpatchify_pixels
-from vtrep.optim import WarmupCosine, effective_batch_size, scaled_lr, weight_decay_groups
-from vtrep.pretrained import save_pretrained
+from vtrep.optim import (
+    WarmupCosine,
+    effective_batch_size,
+    scaled_lr,
+    weight_decay_groups,
+)
 from vtrep.reports.recon_grid import masked_pixels, reconstruction_grid, save_grid
 from vtrep.reports.to_logger import log_image
-from vtrep.tasks.run_dir import run_dir
 
 
 def split_batch(batch: torch.Tensor | tuple | list | dict) -> torch.Tensor:

@@ -7,10 +7,15 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.decoding import BACKENDS, read_clip
-from datamodules.sampling import SAMPLING_MODES, ShortClips, check_short_clips, clip_indices
-from datamodules.skips import load_or_skip
-from datamodules.time_limit import check_timeout
+from datamodules.faults.skips import load_or_skip
+from datamodules.faults.time_limit import check_timeout
+from datamodules.video.decoding import BACKENDS, read_clip
+from datamodules.video.sampling import (
+    SAMPLING_MODES,
+    ShortClips,
+    check_short_clips,
+    clip_indices,
+)
 
 
 class VideoClipDataset(Dataset):
@@ -20,8 +25,8 @@ class VideoClipDataset(Dataset):
     the dataset picklable and safe with forked DataLoader workers.
 
     ``dataset[i]`` raises if video ``i`` cannot be loaded. With ``skip_bad_videos`` the batch fetch
-    that DataLoader uses (``__getitems__``) returns a :class:`~datamodules.skips.SkippedVideo` in
-    place of such an item instead, to be dropped by :class:`~datamodules.skips.SkipCollate`.
+    that DataLoader uses (``__getitems__``) returns a :class:`~datamodules.faults.skips.SkippedVideo` in
+    place of such an item instead, to be dropped by :class:`~datamodules.faults.skips.SkipCollate`.
 
     Args:
         samples: ``(path, label)`` pairs.
@@ -29,9 +34,9 @@ class VideoClipDataset(Dataset):
         sampling_rate: spacing between sampled frames.
         transform: uint8 frames ``(T, H, W, 3)`` to a float clip ``(C, T, H, W)``.
         mode: ``"random"`` clip offset (training) or ``"center"`` (evaluation).
-        backend: decoder, see :func:`datamodules.decoding.read_frames`.
+        backend: decoder, see :func:`datamodules.video.decoding.read_frames`.
         short_clips: videos shorter than a clip: ``"pad"`` repeats the last frame, ``"skip"`` fails
-            the item (see :func:`datamodules.sampling.clip_indices`).
+            the item (see :func:`datamodules.video.sampling.clip_indices`).
         decode_timeout_s: wall-clock limit per decoder attempt (``None``: none).
         skip_bad_videos: batch fetches mark unloadable items instead of raising.
     """

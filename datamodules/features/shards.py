@@ -26,8 +26,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from datamodules.atomic_write import atomic_write
-from datamodules.epoch_shuffle import rank_and_world
+from datamodules.common.epoch_shuffle import rank_and_world
+from vtrep.io.atomic_write import atomic_write
 
 INDEX = "index.json"
 

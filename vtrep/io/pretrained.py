@@ -16,7 +16,8 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from datamodules.atomic_write import atomic_write
+from vtrep.io.atomic_write import atomic_write
+from vtrep.io.torch_files import load_matching_state
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -76,7 +77,6 @@ def from_pretrained(path: str | os.PathLike, random_init: bool = False, **overri
         state = load_file(str(weights_path))
     except Exception as err:  # safetensors raises several types for truncated or foreign files
         raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from err
-    from vtrep.interop.checkpoint import load_matching_state  # imported late: it builds on the backbones
 
     load_matching_state(module, state, str(weights_path), meta["class_path"])  # names, then shapes, must match
     return module

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.epoch_shuffle import shuffled_loader_kwargs
+from datamodules.common.epoch_shuffle import shuffled_loader_kwargs
 
 
 def planted_activations(num_samples: int, d: int = 64, num_atoms: int = 256, active: int = 8, noise: float = 0.0,
@@ -47,7 +47,7 @@ class PlantedRows(Dataset):
 class PlantedDataModule(L.LightningDataModule):
     """Planted-dictionary activations for ``SAETask``: a quick SAE run with a known answer, and DDP checks.
 
-    The last ``val_fraction`` of the rows validate. Training order: :class:`~datamodules.epoch_shuffle.EpochShuffle`
+    The last ``val_fraction`` of the rows validate. Training order: :class:`~datamodules.common.epoch_shuffle.EpochShuffle`
     (under DDP Lightning splits its permutation between ranks).
 
     Args:

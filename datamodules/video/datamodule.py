@@ -8,18 +8,18 @@ from typing import Any, Literal, Optional
 import lightning as L
 from torch.utils.data import DataLoader
 
-from datamodules.checks import check_loader_args
-from datamodules.decoding import BACKENDS
-from datamodules.epoch_shuffle import rank_and_world, shuffled_loader_kwargs
-from datamodules.sampling import check_short_clips
-from datamodules.skip_loader import SkippingLoader
-from datamodules.skip_tracker import SkipContext, SkipTracker
-from datamodules.splits import stratified_split
-from datamodules.time_limit import check_timeout
-from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
-from datamodules.video_csv import read_video_csv
-from datamodules.video_dataset import VideoClipDataset
-from datamodules.video_folder import list_video_folder
+from datamodules.common.epoch_shuffle import rank_and_world, shuffled_loader_kwargs
+from datamodules.common.loader_args import check_loader_args
+from datamodules.common.splits import stratified_split
+from datamodules.faults.loader import SkippingLoader
+from datamodules.faults.time_limit import check_timeout
+from datamodules.faults.tracker import SkipContext, SkipTracker
+from datamodules.video.csv_index import read_video_csv
+from datamodules.video.dataset import VideoClipDataset
+from datamodules.video.decoding import BACKENDS
+from datamodules.video.folder import list_video_folder
+from datamodules.video.sampling import check_short_clips
+from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 
 Samples = list[tuple[str, int]]
 
@@ -41,7 +41,7 @@ class VideoDataModule(L.LightningDataModule):
     (within ``decode_timeout_s``), that has no video stream, or (``short_clips="skip"``) that is
     too short for a clip; each skipped file is warned about once, the skips are counted per split
     and epoch and written to ``skipped_videos.json`` / ``.txt`` in the run's log folder (see
-    :mod:`datamodules.skip_tracker`), and the run stops with :class:`TooManySkippedVideos` when more
+    :mod:`datamodules.faults.tracker`), and the run stops with :class:`TooManySkippedVideos` when more
     than ``max_skip_fraction`` of a split fails. :meth:`feature_dataloader` never drops an item
     (features are matched to items by position): it pads short clips and raises on a bad file.
 
@@ -184,7 +184,7 @@ class VideoDataModule(L.LightningDataModule):
             self.val_set = self._dataset(val, train=False)
         if self.trainer is not None:
             # Found here, where every DDP rank runs the same code: the log folder may need a collective.
-            from vtrep.tasks.run_dir import run_dir
+            from vtrep.io.run_dir import run_dir
 
             self._report_dir = run_dir(self.trainer)
 

@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from datamodules.skip_report import EXAMPLES, format_examples, pass_label, write_skip_report
-from datamodules.skips import SkippedVideo
+from datamodules.faults.report import (
+    EXAMPLES,
+    format_examples,
+    pass_label,
+    write_skip_report,
+)
+from datamodules.faults.skips import SkippedVideo
 
 
 class SkippedVideoWarning(UserWarning):

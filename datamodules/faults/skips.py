@@ -3,8 +3,8 @@
 Decoding happens in DataLoader worker processes, so a skip has to travel back to the main process
 with the batch: the dataset's ``__getitems__`` returns a :class:`SkippedVideo` for each item it
 could not load, and :class:`SkipCollate` turns a list of items into ``(batch or None, skipped)``.
-:class:`datamodules.skip_loader.SkippingLoader` unpacks that in the main process, where the
-:class:`datamodules.skip_tracker.SkipTracker` counts, warns and reports.
+:class:`datamodules.faults.loader.SkippingLoader` unpacks that in the main process, where the
+:class:`datamodules.faults.tracker.SkipTracker` counts, warns and reports.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch.utils.data import default_collate
 
-from datamodules.decoding import SelectionError, VideoDecodeError
-from datamodules.sampling import TooShortError
+from datamodules.faults.errors import SelectionError, TooShortError, VideoDecodeError
 
 # What loading a video may fail with and still be skipped; anything else (a bug in a transform, out
 # of memory) propagates and stops the run.

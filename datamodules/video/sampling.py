@@ -6,15 +6,11 @@ from typing import Literal, Optional
 
 import torch
 
-from datamodules.decoding import SelectionError
+from datamodules.faults.errors import TooShortError
 
 SAMPLING_MODES = ("random", "center")
 SHORT_CLIP_POLICIES = ("skip", "pad")
 ShortClips = Literal["skip", "pad"]
-
-
-class TooShortError(SelectionError):
-    """The video has fewer frames than one clip spans (raised with ``short="skip"``)."""
 
 
 def check_short_clips(policy: str) -> None:

@@ -9,6 +9,8 @@ tokens' ``positions (B, N)`` in the full grid when they are a subset of it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from timm.models.vision_transformer import Attention, Block
 from torch import nn
@@ -68,3 +70,23 @@ def run_blocks(blocks, x: torch.Tensor, positions: torch.Tensor | None = None) -
     if order is not None:
         x = torch.empty_like(x).scatter_(1, order[..., None].expand_as(x), x)
     return x
+
+
+def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
+                       drop_path_rate: float, norm_eps: float, attend: PatternAttention | None = None) -> nn.ModuleList:
+    """``depth`` pre-norm timm blocks with a linearly increasing stochastic-depth rate.
+
+    With ``attend`` they are :class:`PatternBlock` s sharing it (one layout cache for all layers);
+    parameter names are timm's either way.
+    """
+    if dim % num_heads != 0:
+        raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
+    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
+    norm = partial(nn.LayerNorm, eps=norm_eps)
+    if attend is not None:
+        return nn.ModuleList(PatternBlock(dim, num_heads, attend, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                                          drop_path=rate, norm_layer=norm) for rate in rates)
+    return nn.ModuleList(
+        Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rate, norm_layer=norm)
+        for rate in rates
+    )

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from datamodules.atomic_write import atomic_write
-from datamodules.skips import SkippedVideo
+from datamodules.faults.skips import SkippedVideo
+from vtrep.io.atomic_write import atomic_write
 
 REPORT_NAME = "skipped_videos"
 EXAMPLES = 3  # skipped files named in an error message

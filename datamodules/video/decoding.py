@@ -7,7 +7,7 @@ and opened per call, never at import time: a handle opened in the main process a
 forked DataLoader workers is not safe to use.
 
 Each decoder attempt can be given a wall-clock limit (``timeout_s``, see
-:mod:`datamodules.time_limit`): a file that decodes forever fails like an unreadable one, and the next
+:mod:`datamodules.faults.time_limit`): a file that decodes forever fails like an unreadable one, and the next
 decoder gets its own full limit.
 """
 
@@ -20,30 +20,14 @@ from typing import Callable, Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from datamodules.atomic_write import atomic_write
-from datamodules.time_limit import time_limit
+from datamodules.faults.errors import SelectionError, VideoDecodeError
+from datamodules.faults.time_limit import time_limit
+from vtrep.io.atomic_write import atomic_write
 
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS = ("auto", "decord", "pyav")
 # Maps a video's frame count to the frame indices to read.
 FrameSelector = Callable[[int], Sequence[int]]
-
-
-class SelectionError(ValueError):
-    """Raised by a :data:`FrameSelector` that rejects a video (e.g. too short for a clip).
-
-    :func:`read_clip` passes it on as is instead of trying another decoder: the video was read, it
-    just cannot give what was asked.
-    """
-
-
-class VideoDecodeError(RuntimeError):
-    """No backend could decode ``path``; ``reasons`` maps each backend tried to its error."""
-
-    def __init__(self, path: str, reasons: dict[str, str]) -> None:
-        self.path, self.reasons = str(path), dict(reasons)
-        detail = "; ".join(f"{name}: {reason}" for name, reason in self.reasons.items())
-        super().__init__(f"could not decode video {self.path!r} ({detail})")
 
 
 def _clamp(indices: Sequence[int], total: int) -> list[int]:

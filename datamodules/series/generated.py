@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from datamodules.forecasting_csv import ForecastingTable
+from datamodules.series.forecasting_csv import ForecastingTable
 
 WAVEFORMS = ("sine", "square", "sawtooth", "triangle")
 

@@ -24,9 +24,9 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from datamodules.decoding import write_video
-from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD
-from datamodules.video_datamodule import VideoDataModule
+from datamodules.video.datamodule import VideoDataModule
+from datamodules.video.decoding import write_video
+from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 GENERATOR_VERSION = 3
 # Direction of motion per class as (dy, dx) in image coordinates (y grows downwards).

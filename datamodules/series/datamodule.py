@@ -3,8 +3,8 @@
 Classification batches are ``(x (B, C, T), y (B,))``; NaN marks steps past the end of shorter
 series and missing observations, and is left to the model (TS2Vec's encoder masks it;
 ``nan_to_zero=True`` sets it to 0 after normalisation, for models that cannot read NaN). The
-fault rules of the files (inf, empty series, labels, classes) are in :mod:`datamodules.ucr` and
-:mod:`datamodules.forecasting_csv`. Forecasting batches are
+fault rules of the files (inf, empty series, labels, classes) are in :mod:`datamodules.series.ucr` and
+:mod:`datamodules.series.forecasting_csv`. Forecasting batches are
 ``(context (B, C, L), target (B, C, H))`` on the training-standardised scale.
 """
 
@@ -17,11 +17,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from datamodules.checks import check_loader_args
-from datamodules.epoch_shuffle import shuffled_loader_kwargs
-from datamodules.forecasting_csv import ForecastingWindows, forecasting_splits, read_forecasting_csv
-from datamodules.synthetic_series import generate_forecasting_table, generate_series_classification
-from datamodules.ucr import load_classification
+from datamodules.common.epoch_shuffle import shuffled_loader_kwargs
+from datamodules.common.loader_args import check_loader_args
+from datamodules.series.forecasting_csv import (
+    ForecastingWindows,
+    forecasting_splits,
+    read_forecasting_csv,
+)
+from datamodules.series.generated import (
+    generate_forecasting_table,
+    generate_series_classification,
+)
+from datamodules.series.ucr import load_classification
 
 
 class _LoaderMixin:

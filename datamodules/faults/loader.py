@@ -2,8 +2,8 @@
 
 Batches come out as the inner collate makes them (``(video, label)`` for video datasets), so tasks,
 probes and Lightning see nothing new. The dataset must mark failures (``skip_bad_videos=True``); the
-loader's :class:`~datamodules.skips.SkipCollate` sends ``(batch, skipped)`` from the workers and this
-class records ``skipped`` in a :class:`~datamodules.skip_tracker.SkipTracker` before yielding ``batch``.
+loader's :class:`~datamodules.faults.skips.SkipCollate` sends ``(batch, skipped)`` from the workers and this
+class records ``skipped`` in a :class:`~datamodules.faults.tracker.SkipTracker` before yielding ``batch``.
 
 A batch whose every item failed is replaced by one clip found by scanning the split from a moving
 position, decoded in the main process: every process still takes its step (under DDP a rank that
@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional
 
 from torch.utils.data import DataLoader
 
-from datamodules.skip_tracker import EpochSkips, SkipTracker
-from datamodules.skips import SkipCollate, SkippedVideo
+from datamodules.faults.skips import SkipCollate, SkippedVideo
+from datamodules.faults.tracker import EpochSkips, SkipTracker
 
 
 class SkippingLoader(DataLoader):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from datamodules.transforms.video import IMAGENET_MEAN, IMAGENET_STD
+from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def moving_object_clip(rng: np.random.Generator, num_frames: int, size: int,
