@@ -62,5 +62,5 @@ def test_missing_and_foreign_configs(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"class_path": "os.system", "config": {}}))
-    with pytest.raises(ValueError, match="only vtrep classes"):
+    with pytest.raises(ValueError, match="only classes under vtrep, datamodules"):
         from_pretrained(tmp_path)

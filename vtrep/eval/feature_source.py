@@ -8,7 +8,6 @@ report fetches the frames or the series behind a latent's top tokens.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,9 @@ from typing import Any, Literal
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
+
+from vtrep.io.atomic_write import atomic_write
+from vtrep.io.class_paths import import_class
 
 SOURCE = "source.json"
 Split = Literal["train", "val", "test"]
@@ -39,8 +41,8 @@ def write_source(root: str | os.PathLike, kind: str, encoder: str, data: L.Light
     record = {"kind": kind, "encoder": str(Path(encoder).resolve()), "data": _datamodule_config(data),
               "split": split, **extra}
     path = Path(root) / SOURCE
-    path.write_text(json.dumps(record, indent=2, default=str))
-    return path
+    text = json.dumps(record, indent=2, default=str)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def read_source(root: str | os.PathLike) -> dict[str, Any]:
@@ -52,8 +54,8 @@ def read_source(root: str | os.PathLike) -> dict[str, Any]:
 
 
 def build_datamodule(config: dict[str, Any]) -> L.LightningDataModule:
-    module, _, name = config["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**config.get("init_args", {}))
+    cls = import_class(config.get("class_path"), where="a features folder's source.json")
+    return cls(**config.get("init_args", {}))
 
 
 def _prepared(data: L.LightningDataModule, split: Split) -> L.LightningDataModule:

@@ -7,7 +7,6 @@ strictly, so a checkpoint of another architecture fails loudly instead of half-l
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vtrep.io.atomic_write import atomic_write
+from vtrep.io.class_paths import import_class
 from vtrep.io.torch_files import load_matching_state
 
 WEIGHTS_NAME = "model.safetensors"
@@ -55,11 +55,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def build_from_config(meta: dict[str, Any]) -> nn.Module:
     """Instantiate the class named in a config (only classes inside vtrep are allowed)."""
-    class_path = meta["class_path"]
-    if not class_path.startswith("vtrep."):
-        raise ValueError(f"refusing to build {class_path!r}: only vtrep classes can be loaded from a config")
-    module_name, _, name = class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), name)
+    cls = import_class(meta["class_path"], where="an artefact config.json")
     return cls(**meta["config"])
 
 
