@@ -132,7 +132,7 @@ def test_extracted_default_data_feeds_the_sae_datamodule_and_the_linear_probe(tm
     import lightning as L
 
     from datamodules.features.shards import FeatureDataModule, load_features
-    from vtrep.eval.linear_probe import fit_linear_probe
+    from vtrep.probes.linear_probe import fit_linear_probe
     from vtrep.sae import TopKSAE
     from vtrep.tasks import SAETask
 

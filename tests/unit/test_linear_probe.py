@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vtrep.eval.linear_probe import LinearProbe, fit_linear_probe
+from vtrep.probes.linear_probe import LinearProbe, fit_linear_probe
 
 
 def blobs(n, dim=16, classes=3, sep=3.0, seed=0):

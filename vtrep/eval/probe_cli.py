@@ -9,7 +9,7 @@ import lightning as L
 import torch
 
 from vtrep.checks import positive, positive_int
-from vtrep.eval.linear_probe import ProbeResult, extract_features, fit_linear_probe
+from vtrep.probes.linear_probe import ProbeResult, extract_features, fit_linear_probe
 from vtrep.io.pretrained import from_pretrained
 
 

@@ -64,7 +64,7 @@ class PooledFeatures:
 
     def probe(self) -> dict[str, float]:
         """Top-1 of a linear probe on mean-pooled original vs reconstructed features (even clips train, odd test)."""
-        from vtrep.eval.linear_probe import fit_linear_probe
+        from vtrep.probes.linear_probe import fit_linear_probe
 
         ids = sorted(self.clips)
         labels = torch.tensor([self.clips[c][3] for c in ids])
@@ -90,7 +90,7 @@ class SAETask(L.LightningModule):
         dense_threshold: firing rate above which a latent counts as dense in the metrics.
         probe_check: at each validation end, the downstream check — mean-pool the original and the
             reconstructed token features per clip/series (``meta[:, clip_column]``), fit the linear
-            probe (:func:`~vtrep.eval.linear_probe.fit_linear_probe`) on even-numbered clips, test on
+            probe (:func:`~vtrep.probes.linear_probe.fit_linear_probe`) on even-numbered clips, test on
             odd ones, log ``val/probe_original`` and ``val/probe_reconstructed`` (batches must be dicts
             with ``meta``; the label is ``meta[:, label_column]``). Under DDP the per-clip sums of all
             ranks are gathered first, so every rank fits the same probe on every validation clip.
