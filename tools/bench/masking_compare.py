@@ -65,7 +65,7 @@ def cached_data(batch_size: int):
 
 
 def probe_top1(encoder, probe_batches: dict, num_classes: int, epochs: int) -> float:
-    from vtrep.eval.linear_probe import extract_features, fit_linear_probe
+    from vtrep.probes.linear_probe import extract_features, fit_linear_probe
 
     encoder = encoder.cpu()
     train_x, train_y = extract_features(encoder, probe_batches["train"])

@@ -77,7 +77,7 @@ def features(backbone, video: torch.Tensor, batch_size: int = 16) -> torch.Tenso
 
 
 def probe_accuracy(backbone, train, evaluation) -> float:
-    from vtrep.eval.linear_probe import fit_linear_probe
+    from vtrep.probes.linear_probe import fit_linear_probe
 
     (train_x, train_y), (eval_x, eval_y) = train, evaluation
     return fit_linear_probe(features(backbone, train_x), train_y, features(backbone, eval_x), eval_y, 4).top1
