@@ -7,27 +7,48 @@ from pathlib import Path
 import yaml
 from torch import nn
 
+from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
 from vtrep.io.pretrained import from_pretrained, read_config
 
-FIT_CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
 
 
 def load_task(config: str, ckpt_path: str | None = None):
     """The task and datamodule of a ``vtrep fit`` config, with weights from a Lightning checkpoint."""
-    from vtrep.cli import VtrepCLI
-
     if not Path(config).is_file():
         raise FileNotFoundError(f"config={config!r} does not exist")
     settings = yaml.safe_load(Path(config).read_text())
     if not isinstance(settings, dict) or "model" not in settings:
         raise ValueError(f"{config} is not a vtrep fit config (no `model`)")
-    # the config.yaml a fit writes also holds the fit subcommand's own options (ckpt_path, weights_only, ...)
-    settings = {key: value for key, value in settings.items() if key in FIT_CONFIG_KEYS}
-    settings["trainer"] = {**(settings.get("trainer") or {}), "logger": False}
-    cli = VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, run=False, args=settings)
+    _check_class_paths(settings, where=config)
+    model, datamodule = _build_model_and_data(settings.get("model"), settings.get("data"))
     if ckpt_path is not None:
-        load_lightning_weights(cli.model, ckpt_path, config)
-    return cli.model.eval(), cli.datamodule
+        load_lightning_weights(model, ckpt_path, config)
+    return model.eval(), datamodule
+
+
+def _check_class_paths(node, where: str) -> None:
+    """Refuse, before any import, a fit config that names a class outside vtrep (and the library ones it may use)."""
+    if isinstance(node, dict):
+        if "class_path" in node:
+            check_class_path(node["class_path"], VTREP_PACKAGES + LIBRARY_PACKAGES, where=where)
+        for value in node.values():
+            _check_class_paths(value, where)
+    elif isinstance(node, list):
+        for value in node:
+            _check_class_paths(value, where)
+
+
+def _build_model_and_data(model: dict, data: dict | None):
+    """The task and datamodule a fit config's ``model`` / ``data`` entries describe (no trainer, no CLI)."""
+    import lightning as L
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(L.LightningModule, "model", required=True)
+    parser.add_subclass_arguments(L.LightningDataModule, "data", required=False)
+    parsed = parser.parse_object({"model": model, **({"data": data} if data else {})})
+    built = parser.instantiate_classes(parsed)
+    return built.model, built.get("data")
 
 
 def load_lightning_weights(model: nn.Module, ckpt_path: str, config: str) -> None:
@@ -52,12 +73,23 @@ def encoder_kind(encoder: nn.Module) -> str:
     return "video" if hasattr(encoder, "grid") and hasattr(encoder, "forward_features") else "series"
 
 
+def task_encoder(task: nn.Module) -> nn.Module:
+    """The encoder a task's method evaluates: ``task.eval_encoder()`` (TS2Vec: the weight-averaged encoder)."""
+    eval_encoder = getattr(task, "eval_encoder", None)
+    if not callable(eval_encoder):
+        raise ValueError(f"{type(task).__name__} has no `eval_encoder()`: it does not say which encoder it evaluates")
+    module = eval_encoder()
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{type(task).__name__}.eval_encoder() returned {type(module).__name__}, not a module")
+    return module
+
+
 def load_encoder(encoder: str, config: str | None = None) -> tuple[nn.Module, bool]:
     """A frozen encoder and whether its series input is RevIN-normalised.
 
     ``encoder`` is a folder written by ``save_pretrained`` (``vtrep fit`` exports ``<log dir>/encoder``),
     or a Lightning ``.ckpt`` of a fit together with that fit's ``config`` (the encoder is the task's
-    ``backbone`` or ``encoder``).
+    :func:`task_encoder`, e.g. TS2Vec's weight average rather than its last iterate).
     """
     path = Path(encoder)
     if path.is_dir():
@@ -66,10 +98,7 @@ def load_encoder(encoder: str, config: str | None = None) -> tuple[nn.Module, bo
         if config is None:
             raise ValueError(f"encoder={encoder!r} is a checkpoint file: pass the fit's config.yaml too (fit_config)")
         task, _ = load_task(config, encoder)
-        module = getattr(task, "backbone", None)
-        module = getattr(task, "encoder", None) if module is None else module
-        if module is None:
-            raise ValueError(f"{type(task).__name__} has neither `backbone` nor `encoder`")
+        module = task_encoder(task)
         revin = getattr(task, "revin", None) is not None
     else:
         raise FileNotFoundError(f"encoder={encoder!r} is neither a saved encoder folder nor a checkpoint file")

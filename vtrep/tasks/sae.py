@@ -127,6 +127,10 @@ class SAETask(L.LightningModule):
         self.pooled = PooledFeatures()
         self.export_sae, self.density_report = export_sae, density_report
 
+    def eval_encoder(self) -> torch.nn.Module:
+        """The module this task trains and evaluates: the sparse autoencoder."""
+        return self.sae
+
     @torch.no_grad()
     def initialise_from(self, x: torch.Tensor) -> None:
         """Input scale and decoder bias from a first batch of features."""

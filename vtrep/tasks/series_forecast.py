@@ -76,6 +76,10 @@ class SeriesForecastTask(L.LightningModule):
         self.head = nn.Sequential(nn.Flatten(start_dim=-2), nn.Dropout(head_dropout),
                                   nn.Linear(encoder.num_patches * encoder.embed_dim, horizon))
 
+    def eval_encoder(self) -> nn.Module:
+        """The (fine-tuned or frozen) patch encoder under the forecasting head."""
+        return self.encoder
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.hparams.freeze_encoder:

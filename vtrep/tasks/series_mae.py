@@ -65,6 +65,10 @@ class SeriesMAETask(L.LightningModule):
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(encoder.embed_dim, encoder.patch_length))
         self.objective = MaskedPatchMSE()
 
+    def eval_encoder(self) -> nn.Module:
+        """The encoder evaluated downstream (the reconstruction head is pretraining-only)."""
+        return self.encoder
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
         """``x (B, C, T)`` → target patches ``(B, C, Np, P)`` and per view ``(pred, masked, tokens)``.
 

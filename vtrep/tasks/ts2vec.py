@@ -52,11 +52,16 @@ class TS2VecTask(L.LightningModule):
         self.averaged = AveragedModel(encoder)
         self.averaged.requires_grad_(False)  # updated by averaging, never by the optimiser
         self.averaged.update_parameters(encoder)  # the reference averages the initial weights in too
+        self._averaged_at_step: int | None = None  # trainer.global_step the average last saw (None: no trainer)
 
     @property
     def representation_encoder(self) -> torch.nn.Module:
         """The weight-averaged encoder that TS2Vec evaluates (``AveragedModel.module``)."""
         return self.averaged.module
+
+    def eval_encoder(self) -> torch.nn.Module:
+        """The encoder TS2Vec evaluates: the weight average, not the raw iterate."""
+        return self.representation_encoder
 
     def _encode_view(self, view: torch.Tensor) -> torch.Tensor:
         keep = self.masking(view.shape[0], view.shape[-1], view.device)
@@ -83,8 +88,23 @@ class TS2VecTask(L.LightningModule):
         """Fold the encoder's current weights into the running average (after every optimiser step)."""
         self.averaged.update_parameters(self.encoder)
 
+    def on_train_start(self) -> None:
+        self._averaged_at_step = self.trainer.global_step  # a resumed fit restores its step count
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.update_average()
+        """Average once per optimiser step: under gradient accumulation most batches do not step.
+
+        ``trainer.global_step`` counts optimiser steps, so the average is updated only when it moved
+        since the last update. Called without a trainer (a hand-written loop) every call is a step.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            self.update_average()
+            return
+        step = trainer.global_step
+        if step > (self._averaged_at_step or 0):
+            self.update_average()
+        self._averaged_at_step = step
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.encoder.parameters(), lr=self.hparams.lr,

@@ -109,6 +109,10 @@ class VideoMAETask(L.LightningModule):
         self.objective = MaskedReconstructionLoss(target)
         self._last_step_time: float | None = None
 
+    def eval_encoder(self) -> torch.nn.Module:
+        """The encoder evaluated downstream: the backbone (the decoder is pretraining-only)."""
+        return self.backbone
+
     # ------------------------------------------------------------------ forward
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, MaskOutput, ReconstructionOutput]:
         """Mask, encode, decode: returns ``(pred (B, Nm, P), mask, reconstruction output)``."""
