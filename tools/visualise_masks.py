@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from vtrep.io.batches import batch_input
+
 
 def visualise(run_config: str, ckpt_path: str | None = None, num_clips: int = 4, split: str = "val",
               output: str = "mask_views.png", max_frames: int = 16, seed: int = 0) -> Path:
@@ -30,7 +32,7 @@ def visualise(run_config: str, ckpt_path: str | None = None, num_clips: int = 4,
     data.prepare_data()
     data.setup("fit")
     batch = next(iter(data.feature_dataloader(split)))
-    video = batch[0] if isinstance(batch, (tuple, list)) else batch
+    video = batch_input(batch, "video")
     path = save_grid(draw_masks(task, video[:num_clips], max_frames), output)
     print(f"wrote {path}")
     return path

@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from vtrep.io.batches import batch_input
+
 
 def loader_rate(loader, batches: int) -> float:
     iterator = iter(loader)
@@ -29,7 +31,7 @@ def loader_rate(loader, batches: int) -> float:
         except StopIteration:
             iterator = iter(loader)
             batch = next(iterator)
-        clips += (batch[0] if isinstance(batch, (tuple, list)) else batch).shape[0]
+        clips += batch_input(batch, "video").shape[0]
     del first
     return clips / (time.perf_counter() - start)
 
@@ -59,7 +61,7 @@ def main(run_config: str = "configs/experiment/quickstart.yaml", batches: int = 
     data.setup("fit")
     loader = data.train_dataloader()
     batch = next(iter(loader))
-    video = batch[0] if isinstance(batch, (tuple, list)) else batch
+    video = batch_input(batch, "video")
     model = step_rate(task, video, steps, warmup)
     delivered = loader_rate(loader, batches)
     print(f"{run_config}: batch {video.shape[0]}, clip {tuple(video.shape[1:])}, {threads} threads, "

@@ -7,9 +7,10 @@ from pathlib import Path
 import yaml
 from torch import nn
 
+from vtrep.io.lightning_checkpoint import lightning_state_dict
+from vtrep.io.torch_files import load_matching_state
 from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
 from vtrep.io.pretrained import from_pretrained, read_config
-
 
 
 def load_task(config: str, ckpt_path: str | None = None):
@@ -52,20 +53,8 @@ def _build_model_and_data(model: dict, data: dict | None):
 
 
 def load_lightning_weights(model: nn.Module, ckpt_path: str, config: str) -> None:
-    """Copy the ``state_dict`` of a Lightning checkpoint into ``model`` (the task built from ``config``).
-
-    Read with ``torch.load(weights_only=True)``: a checkpoint that would unpickle code is refused unread,
-    and a truncated file or one of another model is an error naming the file.
-    """
-    from vtrep.io.torch_files import load_matching_state, load_torch_checkpoint
-
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
-    checkpoint = load_torch_checkpoint(ckpt_path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{ckpt_path} is not a Lightning checkpoint: it has no 'state_dict' entry")
-    load_matching_state(model, state, ckpt_path, f"the {type(model).__name__} of {config}")
+    """Copy the ``state_dict`` of a Lightning checkpoint into ``model`` (the task built from ``config``)."""
+    load_matching_state(model, lightning_state_dict(ckpt_path), ckpt_path, f"the {type(model).__name__} of {config}")
 
 
 def encoder_kind(encoder: nn.Module) -> str:

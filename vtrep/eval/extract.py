@@ -20,25 +20,13 @@ from __future__ import annotations
 import torch
 
 from datamodules.features.shards import FeatureShardWriter
+from vtrep.io.batches import batch_input_and_label
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 
 VIDEO_META = ["clip", "t", "h", "w", "label"]
 SERIES_META = ["series", "channel", "patch", "label"]
 POOLED_META = ["item", "label"]
-
-
-def _input_and_label(batch, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The input and (class) label of a batch; a float second item (a forecasting target) is no label."""
-    if isinstance(batch, dict):
-        x, label = batch[key], batch.get("label")
-    elif isinstance(batch, (tuple, list)):
-        x, label = batch[0], batch[1] if len(batch) > 1 else None
-    else:
-        x, label = batch, None
-    if label is not None and (torch.as_tensor(label).dim() != 1 or torch.as_tensor(label).is_floating_point()):
-        label = None
-    return x, label
 
 
 def _labels(label: torch.Tensor | None, count: int) -> torch.Tensor:
@@ -76,7 +64,7 @@ def extract_video_tokens(backbone, loader, writer: FeatureShardWriter, device: s
     cells = _grid_cells(*backbone.grid)  # (N, 3) in the encoder's t-major token order
     clips = 0
     for batch in loader:
-        video, label = _input_and_label(batch, "video")
+        video, label = batch_input_and_label(batch, "video")
         tokens = backbone.forward_features(video.to(device))  # (B, N, D)
         _add_tokens(writer, tokens, cells, clips, label)
         clips += tokens.shape[0]
@@ -105,7 +93,7 @@ def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bo
     encoder = encoder.eval().to(device)
     count = 0
     for batch in loader:
-        x, label = _input_and_label(batch, "x")
+        x, label = batch_input_and_label(batch, "series")
         tokens, cells = series_tokens(encoder, x.to(device).float(), revin)
         _add_tokens(writer, tokens, cells, count, label)
         count += tokens.shape[0]
@@ -122,7 +110,7 @@ def extract_pooled(encoder, loader, writer: FeatureShardWriter, kind: str, revin
     encoder = encoder.eval().to(device)
     count = 0
     for batch in loader:
-        x, label = _input_and_label(batch, "video" if kind == "video" else "x")
+        x, label = batch_input_and_label(batch, kind)
         x = x.to(device)
         pooled = encoder(x) if kind == "video" else series_representations(encoder, x.float(), revin=revin)
         b = pooled.shape[0]

@@ -16,24 +16,20 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from vtrep.checks import positive
+from vtrep.io.batches import batch_input
 from vtrep.io.run_dir import run_dir
 from vtrep.sae.base import SparseAutoencoder
 from vtrep.sae.metrics import SAEMetrics
+from vtrep.tasks.base import PretrainTask
 
 
 def batch_features(batch) -> torch.Tensor:
     """The ``(n, d)`` features of a batch (tensor, ``(features, ...)`` or ``{"features": ...}``), float."""
-    if isinstance(batch, dict):
-        if "features" not in batch:
-            raise ValueError(f"a dict batch needs a 'features' entry, got keys {sorted(batch)}")
-        batch = batch["features"]
-    elif isinstance(batch, (tuple, list)):
-        batch = batch[0]
+    batch = batch_input(batch, "features")
     if batch.dim() != 2:
         raise ValueError(f"SAE batches are (n, d) feature vectors, got shape {tuple(batch.shape)}")
     return batch.float()
@@ -81,7 +77,7 @@ class PooledFeatures:
         return results
 
 
-class SAETask(L.LightningModule):
+class SAETask(PretrainTask):
     """Args:
         sae: the variant (``class_path`` in YAML), e.g. :class:`~vtrep.sae.topk.TopKSAE`.
         lr: Adam learning rate; ``None`` = ``2e-4 / sqrt(K / 16384)``.
@@ -106,12 +102,14 @@ class SAETask(L.LightningModule):
     (input scale, ``b_dec``, archetypal candidates) is rank 0's, broadcast to the others.
     """
 
+    export_name = "sae"
+
     def __init__(self, sae: SparseAutoencoder, lr: float | None = None,
                  decoder_bias_init: Literal["geometric_median", "mean", "none"] = "geometric_median",
                  normalise_input: bool = True, dense_threshold: float = 0.1, probe_check: bool = False,
                  clip_column: int = 0, label_column: int = -1, export_sae: bool = True,
                  density_report: bool = True) -> None:
-        super().__init__()
+        super().__init__(export=export_sae)
         if decoder_bias_init not in ("geometric_median", "mean", "none"):
             raise ValueError(f"decoder_bias_init must be 'geometric_median', 'mean' or 'none', got {decoder_bias_init!r}")
         if lr is not None:
@@ -125,7 +123,7 @@ class SAETask(L.LightningModule):
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
         self.pooled = PooledFeatures()
-        self.export_sae, self.density_report = export_sae, density_report
+        self.density_report = density_report
 
     def eval_encoder(self) -> torch.nn.Module:
         """The module this task trains and evaluates: the sparse autoencoder."""
@@ -234,12 +232,13 @@ class SAETask(L.LightningModule):
         for hook in ("firing_reduce", "threshold_reduce"):  # collectives only while the process group lives
             if hasattr(self.sae, hook):
                 setattr(self.sae, hook, None)
-        if self.export_sae:
-            from vtrep.sae.io import save_sae
+        super().on_fit_end()
 
-            out = run_dir(self.trainer) / "sae"  # on every rank: a collective under DDP
-            if self.trainer.is_global_zero:
-                save_sae(self.sae, out)
+    def save_export(self, out: Path) -> None:
+        """The SAE with its input scale folded in (:func:`~vtrep.sae.io.save_sae`), read by ``tools/sae_report.py``."""
+        from vtrep.sae.io import save_sae
+
+        save_sae(self.sae, out)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.sae.parameters(), lr=self.lr)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import nn
 
@@ -20,49 +19,50 @@ from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.checks import fraction, positive_int
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
-from vtrep.optim.adamw_schedule import adamw_warmup_cosine
+from vtrep.optim import adamw_warmup_cosine
+from vtrep.tasks.base import PretrainTask
 from vtrep.tasks.series_mae import check_optimiser_args
 
 
-def load_encoder_weights(encoder: nn.Module, checkpoint: str) -> None:
-    """Copy ``encoder.*`` weights of a pretraining checkpoint (Lightning ``.ckpt``) into ``encoder``.
+def load_encoder_weights(encoder: nn.Module, source: str) -> None:
+    """Pretrained weights for ``encoder``: an exported encoder folder (``<run>/encoder``, the encoder the
+    pretraining method evaluates) or a ``SeriesMAETask`` fit checkpoint (its ``encoder.*`` weights).
 
-    Read with ``torch.load(weights_only=True)`` (a pickle that would run code is refused); the weights
-    must fit the encoder exactly (names and shapes), else the error names the file and the keys.
+    Either way the weights must fit the encoder exactly (names and shapes), else the error names the source.
     """
-    from vtrep.io.torch_files import load_matching_state, load_torch_checkpoint
+    from vtrep.io.lightning_checkpoint import load_submodule_weights
+    from vtrep.io.pretrained import WEIGHTS_NAME
+    from vtrep.io.torch_files import load_matching_state, read_state_dict
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder_checkpoint={checkpoint!r} does not exist")
-    state = load_torch_checkpoint(path)
-    state = state.get("state_dict", state) if isinstance(state, dict) else {}
-    weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    if not weights:
-        raise ValueError(f"{path} holds no 'encoder.*' weights; is it a SeriesMAETask checkpoint?")
-    load_matching_state(encoder, weights, str(path), f"the {type(encoder).__name__} encoder")
+    path = Path(source)
+    if path.is_dir():
+        load_matching_state(encoder, read_state_dict(path / WEIGHTS_NAME), str(path), f"the {type(encoder).__name__}")
+    else:
+        load_submodule_weights(encoder, path, "encoder", name="encoder_checkpoint")
 
 
-class SeriesForecastTask(L.LightningModule):
+class SeriesForecastTask(PretrainTask):
     """Forecast ``H`` steps from a context of ``encoder.context_length`` steps.
 
     Args:
         encoder: a patch encoder (PatchTST transformer or PITS MLP).
         horizon: ``H``.
-        encoder_checkpoint: a ``SeriesMAETask`` checkpoint whose encoder weights are loaded.
+        encoder_checkpoint: pretrained encoder weights: an exported encoder folder or a ``SeriesMAETask`` ``.ckpt``.
         freeze_encoder: linear probe (frozen encoder) instead of fine-tuning.
         revin: per-instance normalisation of the context, inverted on the forecast.
         head_dropout: dropout before the linear head.
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_fraction: fraction of steps in linear warmup.
+        export_encoder: at the end of ``fit``, also save the (fine-tuned) encoder under the run folder; off by
+            default, as a forecaster's product is its forecasts and checkpoint.
     """
 
     def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, horizon: int = 96,
                  encoder_checkpoint: str | None = None, freeze_encoder: bool = False, revin: bool = True,
                  head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
-                 warmup_fraction: float = 0.1) -> None:
-        super().__init__()
+                 warmup_fraction: float = 0.1, export_encoder: bool = False) -> None:
+        super().__init__(export=export_encoder)
         positive_int("horizon", horizon)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
         fraction("head_dropout", head_dropout)
@@ -109,6 +109,9 @@ class SeriesForecastTask(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "test")
+
+    def export_extra(self) -> dict:
+        return {"revin": self.revin is not None}
 
     def configure_optimizers(self):
         hp = self.hparams

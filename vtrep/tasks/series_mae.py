@@ -11,21 +11,20 @@ the schedule shape, not the objective).
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import nn
 
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.checks import fraction, non_negative, positive
-from vtrep.io.pretrained import save_pretrained
-from vtrep.io.run_dir import run_dir
+from vtrep.io.batches import batch_input
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 from vtrep.masking.series import SeriesPatchMasking
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
 from vtrep.objectives.series import MaskedPatchMSE
-from vtrep.optim.adamw_schedule import adamw_warmup_cosine
+from vtrep.optim import adamw_warmup_cosine
+from vtrep.tasks.base import PretrainTask
 
 
 def check_optimiser_args(lr: float, weight_decay: float, warmup_fraction: float) -> None:
@@ -35,7 +34,7 @@ def check_optimiser_args(lr: float, weight_decay: float, warmup_fraction: float)
     fraction("warmup_fraction", warmup_fraction)
 
 
-class SeriesMAETask(L.LightningModule):
+class SeriesMAETask(PretrainTask):
     """Masked patch pretraining on series batches ``(x (B, C, T), ...)``.
 
     Args:
@@ -54,7 +53,7 @@ class SeriesMAETask(L.LightningModule):
     def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, masking: SeriesPatchMasking | None = None,
                  revin: bool = True, head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
                  warmup_fraction: float = 0.1, contrastive_weight: float = 0.0, export_encoder: bool = True) -> None:
-        super().__init__()
+        super().__init__(export=export_encoder)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
         fraction("head_dropout", head_dropout)
         non_negative("contrastive_weight", contrastive_weight)
@@ -92,8 +91,7 @@ class SeriesMAETask(L.LightningModule):
         return loss
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        loss = self.loss(*self(x))
+        loss = self.loss(*self(batch_input(batch, "series")))
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train")
         return loss
 
@@ -107,9 +105,6 @@ class SeriesMAETask(L.LightningModule):
         hp = self.hparams
         return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
 
-    def on_fit_end(self) -> None:
-        if self.hparams.export_encoder:
-            out = run_dir(self.trainer) / "encoder"  # on every rank: a collective under DDP
-            if self.trainer.is_global_zero:
-                # RevIN has no weights; extraction must know whether the encoder saw normalised series
-                save_pretrained(self.encoder, out, extra={"revin": self.revin is not None})
+    def export_extra(self) -> dict:
+        # RevIN has no weights; extraction must know whether the encoder saw normalised series
+        return {"revin": self.revin is not None}

@@ -12,17 +12,18 @@ and is not implemented (a long series is cropped at random instead when ``max_tr
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel
 
 from vtrep.backbones.dilated_conv import DilatedConvEncoder
+from vtrep.io.batches import batch_input
 from vtrep.checks import non_negative, non_negative_int, positive
 from vtrep.masking.timestamp import TimestampMasking, overlapping_crops
 from vtrep.objectives.contrastive import hierarchical_contrastive_loss
+from vtrep.tasks.base import PretrainTask
 
 
-class TS2VecTask(L.LightningModule):
+class TS2VecTask(PretrainTask):
     """Contrastive pretraining on series batches ``(x (B, C, T), ...)``.
 
     Args:
@@ -33,12 +34,14 @@ class TS2VecTask(L.LightningModule):
         max_train_length: crop longer training series to this length at a random offset (None: never).
         lr: AdamW learning rate (TS2Vec: 1e-3, constant).
         weight_decay: AdamW weight decay (TS2Vec: torch's default, 0.01).
+        export_encoder: at the end of ``fit``, save the weight-averaged encoder (the one TS2Vec evaluates) as
+            safetensors + config under the run folder, like the other tasks.
     """
 
     def __init__(self, encoder: DilatedConvEncoder, mask_prob: float = 0.5, alpha: float = 0.5,
                  temporal_unit: int = 0, max_train_length: int | None = None, lr: float = 1e-3,
-                 weight_decay: float = 0.01) -> None:
-        super().__init__()
+                 weight_decay: float = 0.01, export_encoder: bool = True) -> None:
+        super().__init__(export=export_encoder)
         positive("lr", lr)
         non_negative("weight_decay", weight_decay)
         non_negative_int("temporal_unit", temporal_unit)
@@ -79,8 +82,7 @@ class TS2VecTask(L.LightningModule):
         return hierarchical_contrastive_loss(first, second, hp.alpha, hp.temporal_unit)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        loss = self.loss(x)
+        loss = self.loss(batch_input(batch, "series"))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -106,6 +108,10 @@ class TS2VecTask(L.LightningModule):
             self.update_average()
         self._averaged_at_step = step
 
+    def export_extra(self) -> dict:
+        return {"revin": False}  # TS2Vec encodes the series as given (the datamodule may have normalised it)
+
     def configure_optimizers(self):
+        # TS2Vec's own optimiser: AdamW over the iterate's weights, one constant lr, no schedule
         return torch.optim.AdamW(self.encoder.parameters(), lr=self.hparams.lr,
                                  weight_decay=self.hparams.weight_decay)

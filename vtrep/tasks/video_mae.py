@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from vtrep.backbones.video_vit import VideoViT
 from vtrep.checks import fraction, non_negative, non_negative_int
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
-from vtrep.io.pretrained import save_pretrained
+from vtrep.io.batches import batch_input
 from vtrep.io.run_dir import run_dir
 from vtrep.layers.tokens import gather_tokens
 from vtrep.masking.base import MaskingStrategy, MaskOutput
@@ -34,26 +34,13 @@ from vtrep.objectives.reconstruction import (
     ReconstructionOutput,
 )
 from vtrep.objectives.targets import PixelTarget, unpatchify_pixels
-from vtrep.optim import (
-    WarmupCosine,
-    effective_batch_size,
-    scaled_lr,
-    weight_decay_groups,
-)
+from vtrep.optim import adamw_warmup_cosine, effective_batch_size, scaled_lr
 from vtrep.reports.recon_grid import masked_pixels, reconstruction_grid, save_grid
 from vtrep.reports.to_logger import log_image
+from vtrep.tasks.base import PretrainTask
 
 
-def split_batch(batch: torch.Tensor | tuple | list | dict) -> torch.Tensor:
-    """The clip tensor ``(B, C, T, H, W)`` of a batch given as a tensor, ``(video, label)`` or ``{"video": ...}``."""
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, dict):
-        return batch["video"]
-    return batch[0]
-
-
-class VideoMAETask(L.LightningModule):
+class VideoMAETask(PretrainTask):
     """Masked video pretraining.
 
     Args:
@@ -86,7 +73,7 @@ class VideoMAETask(L.LightningModule):
         num_viz_clips: int = 4,
         export_encoder: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(export=export_encoder)
         if base_lr <= 0 or min_lr < 0 or min_lr > base_lr:
             raise ValueError(f"need 0 <= min_lr <= base_lr and base_lr > 0, got base_lr={base_lr}, min_lr={min_lr}")
         if not 0.0 <= warmup_fraction < 1.0:
@@ -129,7 +116,7 @@ class VideoMAETask(L.LightningModule):
         return (rec.loss if aux is None else rec.loss + aux), aux
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        video = split_batch(batch)
+        video = batch_input(batch, "video")
         _, mask, rec = self(video)
         loss, aux = self.loss_parts(mask, rec)
         self.log("train/loss", loss, prog_bar=True)
@@ -150,7 +137,7 @@ class VideoMAETask(L.LightningModule):
         self._last_step_time = now
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        video = split_batch(batch)
+        video = batch_input(batch, "video")
         # Fixed masks per batch index so validation losses are comparable across epochs.
         devices = [video.device.index or 0] if video.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -204,19 +191,7 @@ class VideoMAETask(L.LightningModule):
         return size
 
     def configure_optimizers(self):
-        effective = effective_batch_size(self.trainer, self.per_device_batch_size())
-        lr = scaled_lr(self.hparams.base_lr, effective)
-        groups = weight_decay_groups(self, self.hparams.weight_decay)
-        fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(self.hparams.betas), fused=fused)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = WarmupCosine(total, int(self.hparams.warmup_fraction * total),
-                                self.hparams.min_lr / self.hparams.base_lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def on_fit_end(self) -> None:
-        if self.hparams.export_encoder:
-            out = run_dir(self.trainer) / "encoder"  # on every rank: a collective under DDP
-            if self.trainer.is_global_zero:
-                save_pretrained(self.backbone, out)
+        lr = scaled_lr(self.hparams.base_lr, effective_batch_size(self.trainer, self.per_device_batch_size()))
+        return adamw_warmup_cosine(self, lr, self.hparams.weight_decay, self.hparams.warmup_fraction,
+                                   betas=tuple(self.hparams.betas),
+                                   final_lr_ratio=self.hparams.min_lr / self.hparams.base_lr)
