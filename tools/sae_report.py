@@ -120,6 +120,17 @@ def _header(sae_dir, model, features, source, acc, span) -> dict[str, str]:
                                   f"[{span.offset} + {span.stride}·p, +{span.size})"}
 
 
+def _check_counts(**counts: int) -> None:
+    for name, value in counts.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    with open(path, "x") as handle:  # "x": never replace a file that appeared since the folder check
+        json.dump(payload, handle, indent=1)
+
+
 def sae_report(sae: str, features: str, output: str, latents: list[int] | None = None, top_latents: int = 8,
                top_items: int = 6, max_frames: int = 8, batch_size: int = 8192, min_item_fraction: float = 0.01,
                max_token_rate: float = 0.1, device: str = "cpu") -> Path:
@@ -151,9 +162,7 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     )
     from vtrep.sae.io import load_sae
 
-    for name, value in (("top_items", top_items), ("max_frames", max_frames), ("batch_size", batch_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    _check_counts(top_items=top_items, max_frames=max_frames, batch_size=batch_size)
     out = _output_folder(output)
     model = load_sae(sae).to(device)
     check_width(model, features)
@@ -175,9 +184,8 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     summary = _draw(out, stats, files, acc, acts, items, source, span, max_frames,
                     None if latents is not None else max_token_rate, names)
     header = _header(sae, model, features, source, acc, span)
-    with open(out / "concepts.json", "x") as handle:
-        json.dump({"header": header, "selection": selection, "span": asdict(span),
-                   "latents": [asdict(s) for s in stats]}, handle, indent=1)
+    _write_json(out / "concepts.json", {"header": header, "selection": selection, "span": asdict(span),
+                                        "latents": [asdict(s) for s in stats]})
     noun = "clip" if source["kind"] == "video" else "series"
     page = report_page(header, selection, stats, files, summary, span, noun, names)
     path = write_report_page(out, page)

@@ -111,11 +111,42 @@ def _saelens_topk(d: int, latents: int, k: int, device: str, sparse: bool = Fals
 
 
 # -- part 1: step throughput -------------------------------------------------------------------------
+def _steppers(variants, d, latents, k, batch_size, lr, device, seed, first, num_dead, training_step):
+    """One ``step(x)`` per variant, each from the same seed and first batch; and the vtrep models by name."""
+    from vtrep.sae import TopKSAE
+
+    steppers, vtrep_models = {}, {}
+    for name in variants:
+        if name.startswith("vtrep"):
+            torch.manual_seed(seed)
+            sae = TopKSAE(d, latents, k=k, sparse_path=False if name == "vtrep_dense" else None).to(device)
+            sae.fit_input_scale(first)
+            sae.init_decoder_bias(first)
+            sae.train()
+            optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
+            vtrep_models[name] = (sae, optimizer)
+
+            def step(x, sae=sae, optimizer=optimizer):
+                training_step(sae, optimizer, x, num_dead)
+        else:
+            sae = _saelens_topk(d, latents, k, device.type, sparse=name == "saelens_sparse", seed=seed)
+            trainer = _saelens_trainer(sae, batch_size, lr, 10 ** 12, 1000, device.type, first)
+
+            def step(x, trainer=trainer):
+                if num_dead:
+                    with torch.no_grad():
+                        trainer.n_forward_passes_since_fired.zero_()
+                        trainer.n_forward_passes_since_fired[:num_dead] = trainer.cfg.dead_feature_window + 1
+                trainer.step(x)
+                trainer.n_training_steps += 1  # as SAETrainer.fit does after each step
+        steppers[name] = step
+    return steppers, vtrep_models
+
+
 def speed(variants: list[str], d: int, expansion: int, k: int, batch_size: int, rounds: int, warmup: int,
           dead_fraction: float, lr: float, device: torch.device, seed: int, profile: bool,
           profile_steps: int) -> dict:
     from datamodules.features.planted import planted_activations
-    from vtrep.sae import TopKSAE
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from sae_topk_step import training_step
@@ -131,32 +162,8 @@ def speed(variants: list[str], d: int, expansion: int, k: int, batch_size: int, 
     x_all, _ = planted_activations(pool * batch_size, d, 4 * d, k, zipf=0.5, seed=seed)
     batches = [b.to(device) for b in x_all.split(batch_size)]
     num_dead = int(dead_fraction * latents)
-    steppers, vtrep_models = {}, {}
-    for name in variants:
-        if name.startswith("vtrep"):
-            torch.manual_seed(seed)
-            sae = TopKSAE(d, latents, k=k, sparse_path=False if name == "vtrep_dense" else None).to(device)
-            sae.fit_input_scale(batches[0])
-            sae.init_decoder_bias(batches[0])
-            sae.train()
-            optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
-            vtrep_models[name] = (sae, optimizer)
-
-            def step(x, sae=sae, optimizer=optimizer):
-                training_step(sae, optimizer, x, num_dead)
-        else:
-            sae = _saelens_topk(d, latents, k, device.type, sparse=name == "saelens_sparse", seed=seed)
-            trainer = _saelens_trainer(sae, batch_size, lr, 10 ** 12, 1000, device.type, batches[0])
-
-            def step(x, trainer=trainer):
-                if num_dead:
-                    with torch.no_grad():
-                        trainer.n_forward_passes_since_fired.zero_()
-                        trainer.n_forward_passes_since_fired[:num_dead] = trainer.cfg.dead_feature_window + 1
-                trainer.step(x)
-                trainer.n_training_steps += 1  # as SAETrainer.fit does after each step
-        steppers[name] = step
-
+    steppers, vtrep_models = _steppers(variants, d, latents, k, batch_size, lr, device, seed, batches[0], num_dead,
+                                       training_step)
     for name, step in steppers.items():
         for i in range(warmup):
             step(batches[i % pool])
