@@ -126,3 +126,15 @@ def test_pair_loss_equals_the_reference_formulation_with_gradients():
     torch.testing.assert_close(fast, reference)
     for a, b in zip(torch.autograd.grad(fast, (z1, z2)), torch.autograd.grad(reference, (z1, z2))):
         torch.testing.assert_close(a, b)
+
+
+def test_validation_loss_is_repeatable_and_leaves_the_training_draws_alone():
+    task = TS2VecTask(DilatedConvEncoder(input_channels=1, output_dim=8, hidden_dim=4, depth=1)).eval()
+    task.log = lambda *args, **kwargs: None  # no trainer to log to
+    x = torch.randn(6, 1, 32)
+    torch.manual_seed(5)
+    expected_next_draw = torch.rand(())
+    torch.manual_seed(5)
+    first = task.validation_step((x,), 0)
+    assert torch.rand(()) == expected_next_draw  # the global generator did not move
+    torch.testing.assert_close(task.validation_step((x,), 0), first)

@@ -66,24 +66,38 @@ class TS2VecTask(PretrainTask):
         """The encoder TS2Vec evaluates: the weight average, not the raw iterate."""
         return self.representation_encoder
 
-    def _encode_view(self, view: torch.Tensor) -> torch.Tensor:
+    def _encode_view(self, view: torch.Tensor, encoder: torch.nn.Module) -> torch.Tensor:
         keep = self.masking(view.shape[0], view.shape[-1], view.device)
-        return self.encoder(view, keep)
+        return encoder(view, keep)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Hierarchical contrastive loss of two cropped, masked views of ``x (B, C, T)``."""
+    def loss(self, x: torch.Tensor, encoder: torch.nn.Module | None = None) -> torch.Tensor:
+        """Hierarchical contrastive loss of two cropped, masked views of ``x (B, C, T)`` (default: the iterate)."""
+        encoder = self.encoder if encoder is None else encoder
         hp = self.hparams
         if hp.max_train_length is not None and x.shape[-1] > hp.max_train_length:
             start = int(torch.randint(0, x.shape[-1] - hp.max_train_length + 1, ()))
             x = x[..., start:start + hp.max_train_length]
         crops = overlapping_crops(x, 2 ** (hp.temporal_unit + 1))
-        first = self._encode_view(crops.first)[:, -crops.overlap:]
-        second = self._encode_view(crops.second)[:, :crops.overlap]
+        first = self._encode_view(crops.first, encoder)[:, -crops.overlap:]
+        second = self._encode_view(crops.second, encoder)[:, :crops.overlap]
         return hierarchical_contrastive_loss(first, second, hp.alpha, hp.temporal_unit)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch_input(batch, "series"))
         self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """The loss of the evaluated (averaged) encoder, on crops and masks fixed per batch index.
+
+        The draws come from a forked generator, so validating does not change the training trajectory,
+        and every validation sees the same views, so its losses are comparable across the fit.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(batch_idx)
+            loss = self.loss(batch_input(batch, "series"), self.representation_encoder)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
     def update_average(self) -> None:
