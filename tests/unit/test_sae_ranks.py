@@ -59,7 +59,7 @@ def _rank(rank: int, port: int, queue) -> None:
         sae = BatchTopKSAE(8, 16, k=2)
         strategy = DDPStrategy()  # only its reduce is used: the process group above is already up
         fake_task = SimpleNamespace(device=torch.device("cpu"), trainer=SimpleNamespace(strategy=strategy))
-        sae.threshold_reduce = partial(SAETask.reduce_across_ranks, fake_task, op="min")  # as SAETask sets it
+        sae.set_rank_reduce(partial(SAETask.reduce_across_ranks, fake_task))  # as SAETask installs it
         codes = torch.zeros(4, 16)
         if rank == 1:  # rank 0 has nothing positive and must still take part in the collective
             codes[0, 3], codes[2, 5] = 0.7, 0.2

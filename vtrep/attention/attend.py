@@ -32,7 +32,6 @@ from vtrep.attention.backends.layout import (
 )
 from vtrep.attention.backends.union import union_attention
 from vtrep.attention.patterns.base import Pattern, check_positive
-from vtrep.attention.patterns.block_topk import BlockTopK
 
 Backend = Literal["dense", "blocked", "flex"]
 DEFAULT_BLOCK = {"dense": 64, "blocked": 64, "flex": 128}
@@ -45,7 +44,7 @@ class PatternAttention:
         pattern: a :class:`~vtrep.attention.patterns.base.Pattern`, or ``None`` for full attention.
         backend: ``"dense"``, ``"blocked"`` or ``"flex"``.
         block_size: tokens per block for ``blocked`` (default 64) and ``flex`` (default 128);
-            a :class:`BlockTopK` pattern fixes it to its own ``block``.
+            a dynamic pattern (``pattern.is_dynamic``, e.g. ``BlockTopK``) fixes it to its own ``block``.
         num_tokens: sequence length, if known, so length errors (top-k > blocks) surface at construction.
     """
 
@@ -55,13 +54,14 @@ class PatternAttention:
             raise ValueError(f"backend must be one of {get_args(Backend)}, got {backend!r}")
         if block_size is not None:
             check_positive(block_size=block_size)
-        if isinstance(pattern, BlockTopK):
+        if pattern is not None and pattern.is_dynamic:
+            name = type(pattern).__name__
             if backend == "flex":
-                raise ValueError("BlockTopK with backend='flex' is not supported: its blocks are chosen from the "
+                raise ValueError(f"{name} with backend='flex' is not supported: its blocks are chosen from the "
                                  "content at every call, so FlexAttention would rebuild its block mask each time; "
                                  "use backend='blocked'")
             if block_size not in (None, pattern.block):
-                raise ValueError(f"BlockTopK selects blocks of {pattern.block} tokens, so block_size must be "
+                raise ValueError(f"{name} selects blocks of {pattern.block} tokens, so block_size must be "
                                  f"{pattern.block} (or left unset), got {block_size}")
             block_size = pattern.block
             if num_tokens is not None:
@@ -76,7 +76,7 @@ class PatternAttention:
             return F.scaled_dot_product_attention(q, k, v)
         if self.backend == "flex":
             return self._flex(q, k, v, positions)
-        if isinstance(self.pattern, BlockTopK):
+        if self.pattern.is_dynamic:
             selected = self.pattern.select(q, k)
             if self.backend == "dense":
                 return dense_rule_attention(q, k, v, self.pattern.selected_rule(selected, positions))

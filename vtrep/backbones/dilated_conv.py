@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vtrep.checks import fraction
+from vtrep.io.init_args import RecordsInitArgs
 
 
 class SamePadConv(nn.Module):
@@ -43,7 +44,7 @@ class DilatedConvBlock(nn.Module):
         return self.conv2(F.gelu(self.conv1(F.gelu(x)))) + residual
 
 
-class DilatedConvEncoder(nn.Module):
+class DilatedConvEncoder(RecordsInitArgs, nn.Module):
     """TS2Vec's ``TSEncoder``: ``Linear(C, hidden)`` per step → mask → ``depth`` + 1 dilated blocks → dropout.
 
     Block ``i`` has dilation ``2**i``; the last block widens to ``output_dim``. Input ``x (B, C, T)``
@@ -56,6 +57,8 @@ class DilatedConvEncoder(nn.Module):
         depth: hidden residual blocks (10).
         kernel_size: convolution kernel (3).
         dropout: dropout on the output representation (0.1).
+
+    ``config`` records these arguments (:mod:`vtrep.io.init_args`), so ``save_pretrained`` can save it.
     """
 
     def __init__(self, input_channels: int = 1, output_dim: int = 320, hidden_dim: int = 64, depth: int = 10,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from vtrep.checks import fraction, positive_int
+from vtrep.io.init_args import RecordsInitArgs
 from vtrep.layers.series_patch import patch_geometry
 
 
-class PatchMLPEncoder(nn.Module):
+class PatchMLPEncoder(RecordsInitArgs, nn.Module):
     """``Linear(P, D) → ReLU → Linear(D, D)`` on every patch of every channel, shared weights.
 
     Patches ``(B, C, Np, P)`` → tokens ``(B, C, Np, D)``. No attention and no positional embedding:
@@ -31,8 +30,6 @@ class PatchMLPEncoder(nn.Module):
         patch_geometry(self, context_length, patch_length, stride)
         positive_int("d_model", d_model)
         fraction("dropout", dropout)
-        self.config: dict[str, Any] = dict(context_length=context_length, patch_length=patch_length, stride=stride,
-                                           d_model=d_model, dropout=dropout)
         self.embed_dim = d_model
         self.mlp = nn.Sequential(nn.Linear(patch_length, d_model), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(d_model, d_model))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -10,6 +10,7 @@ from torch import nn
 from vtrep.attention.attend import Backend, PatternAttention, grid_attention
 from vtrep.attention.patterns.base import Pattern
 from vtrep.checks import fraction, non_negative_int, positive, positive_int
+from vtrep.io.init_args import RecordsInitArgs
 from vtrep.layers.series_patch import patch_geometry
 
 NormKind = Literal["batch", "layer"]
@@ -60,7 +61,7 @@ class SeriesTransformerBlock(nn.Module):
         return self.norm_ffn(x + self.dropout(self.ffn(x)))
 
 
-class PatchTSTEncoder(nn.Module):
+class PatchTSTEncoder(RecordsInitArgs, nn.Module):
     """Shared patch embedding, learnable positions and post-norm blocks, each channel on its own.
 
     Patches ``(B, C, Np, P)`` → tokens ``(B, C, Np, D)``. Channel independence: the ``C`` channels
@@ -81,6 +82,8 @@ class PatchTSTEncoder(nn.Module):
             for forecasting, ``causal=True``), or ``None`` for full attention.
         attention_backend: ``dense`` (reference), ``blocked`` (training on any device) or ``flex`` (GPU).
         attention_block_size: patches per block of the blocked / flex kernels.
+
+    ``config`` records these arguments (:mod:`vtrep.io.init_args`; the pattern as its own record).
     """
 
     def __init__(self, context_length: int = 336, patch_length: int = 12, stride: int = 12, d_model: int = 128,
@@ -94,13 +97,6 @@ class PatchTSTEncoder(nn.Module):
         non_negative_int("depth", depth)
         positive("mlp_ratio", mlp_ratio)
         fraction("dropout", dropout)
-        attention_pattern = Pattern.from_config(attention_pattern)  # a saved config holds the pattern as a dict
-        # constructor arguments, so `vtrep.io.pretrained.save_pretrained` can rebuild the encoder
-        self.config: dict[str, Any] = dict(
-            context_length=context_length, patch_length=patch_length, stride=stride, d_model=d_model, depth=depth,
-            num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, norm=norm,
-            attention_pattern=None if attention_pattern is None else attention_pattern.to_config(),
-            attention_backend=attention_backend, attention_block_size=attention_block_size)
         attend = grid_attention(attention_pattern, attention_backend, attention_block_size, (self.num_patches, 1, 1))
         self.embed_dim = d_model
         self.patch_embed = nn.Linear(patch_length, d_model)

@@ -8,8 +8,6 @@ mean-pooling head does.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -17,13 +15,14 @@ from vtrep.attention.attend import Backend, grid_attention
 from vtrep.attention.blocks import PatternBlock, run_blocks, transformer_blocks
 from vtrep.attention.patterns.base import Pattern
 from vtrep.checks import positive, positive_int
+from vtrep.io.init_args import RecordsInitArgs
 from vtrep.layers.init import init_vit_weights
 from vtrep.layers.patch_embed import TubeletEmbed
 from vtrep.layers.pos_embed import PosEmbedKind, build_pos_embed
 from vtrep.layers.tokens import gather_tokens
 
 
-class VideoViT(nn.Module):
+class VideoViT(RecordsInitArgs, nn.Module):
     """Vision transformer over spacetime tokens.
 
     Args:
@@ -51,6 +50,8 @@ class VideoViT(nn.Module):
         attention_block_size: tokens per block of the blocked / flex kernels (default 64 / 128).
 
     A sparse backbone has the same parameters as the dense one: weights load across both.
+    ``config`` records these arguments (:mod:`vtrep.io.init_args`; the pattern as its own record) and
+    follows :meth:`resize`.
     """
 
     def __init__(
@@ -81,14 +82,6 @@ class VideoViT(nn.Module):
         positive_int("num_heads", num_heads)
         positive("mlp_ratio", mlp_ratio)
         positive("norm_eps", norm_eps)
-        self.config: dict[str, Any] = dict(
-            img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=tubelet_size,
-            in_chans=in_chans, embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, pos_embed=pos_embed, norm_eps=norm_eps,
-            final_norm=final_norm,
-            attention_pattern=None if attention_pattern is None else Pattern.from_config(attention_pattern).to_config(),
-            attention_backend=attention_backend, attention_block_size=attention_block_size,
-        )
         self.patch_embed = TubeletEmbed(img_size, num_frames, patch_size, tubelet_size, in_chans, embed_dim)
         self.embed_dim = embed_dim
         self.pos_embed = build_pos_embed(pos_embed, embed_dim, self.grid)

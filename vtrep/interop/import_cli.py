@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from vtrep.interop.videomae_hf import import_hf_videomae
 from vtrep.interop.videomae_original import import_original_videomae
+from vtrep.io.atomic_write import atomic_new_folder, atomic_write
 from vtrep.io.pretrained import save_pretrained
 
 
@@ -43,12 +44,16 @@ def import_videomae(source: str, output: str, layout: Literal["transformers", "o
         backbone, decoder, report = import_original_videomae(
             source, img_size=img_size, num_frames=num_frames, num_heads=num_heads,
             decoder_num_heads=decoder_num_heads, strict=strict)
-    save_pretrained(backbone, out / "encoder", extra={"imported_from": str(Path(source).resolve()), "layout": layout})
+    out.mkdir(parents=True, exist_ok=True)
+    # every file atomically, encoder/ as a whole and last: a failure leaves no encoder/, so the import can be rerun
     if decoder is not None:
-        save_file({k: v.contiguous() for k, v in decoder.state_dict().items()}, str(out / "decoder.safetensors"))
-        config = dataclasses.asdict(report.decoder_config)
-        (out / "decoder.json").write_text(json.dumps(config, indent=2, default=str))
-    (out / "conversion_report.txt").write_text(str(report) + "\n")
+        tensors = {k: v.contiguous() for k, v in decoder.state_dict().items()}
+        text = json.dumps(dataclasses.asdict(report.decoder_config), indent=2, default=str)
+        atomic_write(out / "decoder.safetensors", lambda p: save_file(tensors, str(p)))
+        atomic_write(out / "decoder.json", lambda p: p.write_text(text))
+    atomic_write(out / "conversion_report.txt", lambda p: p.write_text(str(report) + "\n"))
+    extra = {"imported_from": str(Path(source).resolve()), "layout": layout}
+    atomic_new_folder(out / "encoder", lambda folder: save_pretrained(backbone, folder, extra=extra))
     print(report)
     print(f"wrote {out / 'encoder'}")
     return out

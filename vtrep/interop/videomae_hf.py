@@ -58,6 +58,7 @@ from vtrep.interop.checkpoint import (
     route_keys,
     split_qkv_bias,
 )
+from vtrep.io.atomic_write import atomic_write
 from vtrep.io.torch_files import read_state_dict
 from vtrep.layers.pos_embed import SinCosPosEmbed
 from vtrep.objectives.targets import IMAGENET_MEAN, IMAGENET_STD, PixelTarget
@@ -331,13 +332,16 @@ def save_hf_videomae(path: str | os.PathLike, backbone: VideoViT, decoder: MAEDe
                      **kwargs: Any) -> Path:
     """Write ``config.json`` + ``model.safetensors`` that ``transformers``' ``from_pretrained`` reads.
 
-    ``kwargs`` go to :func:`vtrep_to_hf`.
+    ``kwargs`` go to :func:`vtrep_to_hf`. Each file is replaced atomically, weights first, so a failure
+    leaves an existing folder as it was.
     """
     state, config = vtrep_to_hf(backbone, decoder, **kwargs)
+    text = json.dumps(config, indent=2)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})  # transformers checks "format"
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    # transformers checks the "format" metadata
+    atomic_write(out / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    atomic_write(out / "config.json", lambda p: p.write_text(text))
     return out
 
 

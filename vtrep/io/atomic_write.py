@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -21,4 +22,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    return final
+
+
+def atomic_new_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` into a hidden temporary folder beside ``path``, then rename it to ``path``, which must not exist.
+
+    ``path`` thus appears complete or not at all; the temporary folder is removed if ``write`` fails.
+    """
+    final = Path(path)
+    if final.exists():
+        raise FileExistsError(f"{final} exists")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir()
+    try:
+        write(tmp)
+        os.rename(tmp, final)  # fails, rather than merging, if another writer created final meanwhile
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return final

@@ -17,6 +17,7 @@ from torch import nn
 
 from vtrep.io.atomic_write import atomic_write
 from vtrep.io.class_paths import import_class
+from vtrep.io.init_args import class_path
 from vtrep.io.torch_files import load_matching_state
 
 WEIGHTS_NAME = "model.safetensors"
@@ -25,17 +26,24 @@ FORMAT_VERSION = 1
 
 
 def save_pretrained(module: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``path/model.safetensors`` and ``path/config.json``; each file is replaced atomically."""
+    """Write ``path/model.safetensors`` and ``path/config.json``; each file is replaced atomically.
+
+    ``module.config`` is the record of :mod:`vtrep.io.init_args`. Both files are prepared before the
+    first write and the weights go first, so any failure leaves an existing artefact as it was.
+    """
     if not hasattr(module, "config"):
         raise TypeError(f"{type(module).__name__} has no `config` dict of constructor arguments; cannot save it")
+    meta = {"format_version": FORMAT_VERSION, "class_path": class_path(type(module)),
+            "config": module.config, **(extra or {})}
+    try:
+        text = json.dumps(meta, indent=2)
+    except TypeError as err:
+        raise TypeError(f"the config of {type(module).__name__} is not JSON ({err}); cannot save it") from err
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    cls = type(module)
-    meta = {"format_version": FORMAT_VERSION, "class_path": f"{cls.__module__}.{cls.__qualname__}",
-            "config": module.config, **(extra or {})}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p)))
-    atomic_write(out / CONFIG_NAME, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    atomic_write(out / CONFIG_NAME, lambda p: p.write_text(text))
     return out
 
 

@@ -14,8 +14,6 @@ which would miscount negatively firing latents. Gradients reach only the selecte
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from vtrep.sae.base import SparseAutoencoder
@@ -42,9 +40,10 @@ class AbsTopKSAE(SparseAutoencoder):
             raise ValueError(f"k must be an integer in [1, num_latents={num_latents}], got {k!r}")
         self.k = k
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "k": self.k}
+    saelens_architecture = None  # signed codes: no SAELens architecture represents them
+
+    def saelens_form(self) -> tuple[SparseAutoencoder, dict]:
+        raise ValueError("AbsTopKSAE has signed codes, which no SAELens architecture represents")
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         return abs_topk_codes(pre, self.k)

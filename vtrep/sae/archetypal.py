@@ -58,7 +58,6 @@ Encoding or decoding before the candidates are set raises (``RuntimeError`` nami
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -153,11 +152,6 @@ class ArchetypalSAE(TopKSAE):
             self.log_multiplier = nn.Parameter(torch.tensor(0.0))
         else:
             self.register_buffer("log_multiplier", torch.tensor(0.0))
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "n_candidates": self.n_candidates, "delta": self.delta,
-                "use_multiplier": self.use_multiplier}
 
     @classmethod
     def _sparse_path_supported(cls) -> bool:

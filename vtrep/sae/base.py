@@ -20,10 +20,18 @@ Subclasses implement :meth:`activate` and, when they need more than the reconstr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Callable, ClassVar, Literal
 
 import torch
 from torch import nn
+
+from vtrep.io.init_args import RecordsInitArgs
+
+RankReduce = Callable[[torch.Tensor, str], torch.Tensor]
+"""``reduce(tensor, op)`` with ``op`` ``"sum"`` or ``"min"``: the tensor reduced over every rank (the same on all)."""
+
+SAELENS_LOADERS: dict[str, type["SparseAutoencoder"]] = {}
+"""SAELens ``architecture`` name → the vtrep class :func:`vtrep.sae.io.import_saelens` builds for it."""
 
 
 class SAEOutput:
@@ -58,13 +66,35 @@ class SAEOutput:
         return nonzero.sum(dim=1).float().mean().detach()
 
 
-class SparseAutoencoder(nn.Module):
+class SparseAutoencoder(RecordsInitArgs, nn.Module):
     """Base class of every SAE variant.
+
+    ``config`` records the constructor arguments of the variant (:mod:`vtrep.io.init_args`).
+
+    What a variant declares instead of being special-cased elsewhere:
+
+    - ``saelens_architecture``: SAELens's name for its inference form (``None``: no counterpart), and
+      :meth:`saelens_form` for the model and extra ``cfg.json`` fields that export writes;
+      ``saelens_loader = True`` makes the class the one :func:`~vtrep.sae.io.import_saelens` builds for
+      that name, through :meth:`from_saelens`.
+    - cross-rank reductions: a variant whose training state must agree across DDP ranks calls
+      :meth:`rank_reduce`; the task installs the collective with :meth:`set_rank_reduce`.
 
     Args:
         d_in: input width ``d``.
         num_latents: dictionary size ``K`` (e.g. 16 × ``d``).
     """
+
+    saelens_architecture: ClassVar[str | None] = None
+    saelens_loader: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("saelens_loader"):
+            if cls.saelens_architecture in SAELENS_LOADERS:
+                raise TypeError(f"SAELens architecture {cls.saelens_architecture!r} already loads as "
+                                f"{SAELENS_LOADERS[cls.saelens_architecture].__name__}")
+            SAELENS_LOADERS[cls.saelens_architecture] = cls
 
     def __init__(self, d_in: int, num_latents: int) -> None:
         super().__init__()
@@ -78,11 +108,41 @@ class SparseAutoencoder(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(num_latents))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.register_buffer("input_scale", torch.tensor(1.0))
+        self._rank_reduce: RankReduce | None = None
+
+    # -- across ranks --------------------------------------------------------------------------------
+    def set_rank_reduce(self, reduce: Callable[[torch.Tensor, str], torch.Tensor] | None) -> None:
+        """Install ``reduce(tensor, op)`` (``op`` ``"sum"`` or ``"min"``) over every DDP rank; ``None``
+        (the default) is a single process. Every rank must then make the same calls (they are collectives)."""
+        self._rank_reduce = reduce
 
     @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments (what an artefact stores beside the weights); subclasses add theirs."""
-        return {"d_in": self.d_in, "num_latents": self.num_latents}
+    def reduces_across_ranks(self) -> bool:
+        """Whether a reduction over ranks is installed (:meth:`set_rank_reduce`)."""
+        return self._rank_reduce is not None
+
+    def rank_reduce(self, tensor: torch.Tensor, op: Literal["sum", "min"]) -> torch.Tensor:
+        """``tensor`` reduced with ``op`` over every rank; ``tensor`` itself in a single process."""
+        return tensor if self._rank_reduce is None else self._rank_reduce(tensor, op)
+
+    # -- SAELens -------------------------------------------------------------------------------------
+    def saelens_form(self) -> tuple["SparseAutoencoder", dict]:
+        """The model SAELens's ``saelens_architecture`` runs (this one by default) and extra ``cfg.json`` fields."""
+        if self.saelens_architecture is None:
+            raise ValueError(f"no SAELens architecture for {type(self).__name__}")
+        return self, {}
+
+    @classmethod
+    def from_saelens(cls, cfg: dict, weights: dict[str, torch.Tensor]) -> "SparseAutoencoder":
+        """This class from SAELens's ``cfg.json`` dict and weights (``W_enc``, ``W_dec``, ``b_enc``, ``b_dec``)."""
+        return cls(int(cfg["d_in"]), int(cfg["d_sae"])).copy_weights(weights)
+
+    @torch.no_grad()
+    def copy_weights(self, weights: dict[str, torch.Tensor]) -> "SparseAutoencoder":
+        """Copy ``W_enc``, ``W_dec``, ``b_enc`` and ``b_dec`` from ``weights``; returns ``self``."""
+        for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
+            getattr(self, name).copy_(weights[name])
+        return self
 
     # -- forward -------------------------------------------------------------------------------------
     def scale_input(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ initial 0). Until a first update, ``θ = 0`` and eval codes are ``ReLU(pre)`` (d
 
 Under DDP the batch-level top-k runs over each rank's own batch (``k·n`` of its ``n`` inputs), as one
 device of that size would; the threshold EMA takes the smallest kept activation over all ranks
-(``threshold_reduce``), so every replica holds the same ``θ``.
+(:meth:`~vtrep.sae.base.SparseAutoencoder.rank_reduce` with ``"min"``), so every replica holds the same ``θ``.
 
 Because eval mode is a JumpReLU with one threshold for every latent, :meth:`BatchTopKSAE.to_jumprelu`
 exports an equivalent :class:`~vtrep.sae.jumprelu.JumpReLUSAE`.
@@ -27,7 +27,7 @@ Like the paper, the AuxK dead-latent loss of Gao et al. (2024) is kept: this cla
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -67,11 +67,12 @@ class BatchTopKSAE(TopKSAE):
         self.threshold_momentum = float(threshold_momentum)
         self.register_buffer("threshold", torch.tensor(0.0))
         self.register_buffer("threshold_updates", torch.tensor(0, dtype=torch.long))
-        self.threshold_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "threshold_momentum": self.threshold_momentum}
+    saelens_architecture = "jumprelu"  # exported as the JumpReLU its inference is
+    saelens_loader = False  # a SAELens jumprelu loads as JumpReLUSAE
+
+    def saelens_form(self) -> tuple[JumpReLUSAE, dict]:
+        return self.to_jumprelu(), {}
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -82,14 +83,13 @@ class BatchTopKSAE(TopKSAE):
     def update_threshold(self, codes: torch.Tensor) -> None:
         """Fold the smallest positive entry of training ``codes`` into the EMA (no-op when none is positive).
 
-        With ``threshold_reduce`` set (``SAETask`` sets it under DDP to a minimum across ranks) the smallest
-        kept activation of every rank's batch is used, so all replicas hold the same threshold. Every rank
-        takes part in that collective even without a positive entry (it offers +inf).
+        Under DDP (:meth:`rank_reduce` installed by ``SAETask``) the smallest kept activation of every rank's
+        batch is used, so all replicas hold the same threshold. Every rank takes part in that collective even
+        without a positive entry (it offers +inf).
         """
         positive = codes[codes > 0]
         smallest = positive.min().to(self.threshold.dtype) if positive.numel() else self.threshold.new_tensor(math.inf)
-        if self.threshold_reduce is not None:
-            smallest = self.threshold_reduce(smallest)
+        smallest = self.rank_reduce(smallest, "min")
         if not math.isfinite(float(smallest)):
             return
         if int(self.threshold_updates) == 0:

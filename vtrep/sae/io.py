@@ -8,9 +8,11 @@
   ``d_in``, ``d_sae``, ``architecture``, ``apply_b_dec_to_input = true``, ``normalize_activations =
   "none"``, ``dtype``, ``device``, ``k`` for TopK, and ``meta``). TopK and Matryoshka export as
   ``topk``, ReLU-L1 as ``standard``, JumpReLU as ``jumprelu``, BatchTopK as the ``jumprelu`` it
-  converts to for inference; AbsTopK has no SAELens counterpart (signed codes) and is refused.
-  :func:`import_saelens` reads that layout into the matching vtrep class; a TopK saved with SAELens's
-  ``rescale_acts_by_decoder_norm = true`` (its TopK training default: checkpoints, and inference SAEs
+  converts to for inference; AbsTopK has no SAELens counterpart (signed codes) and is refused. Each
+  variant declares this (``saelens_architecture``, ``saelens_form``); no list of classes here.
+  :func:`import_saelens` reads that layout into the class registered for its architecture; a TopK
+  saved with SAELens's ``rescale_acts_by_decoder_norm = true`` (its TopK training default: checkpoints,
+  and inference SAEs
   whose decoder rows are not unit-norm) has the decoder norms folded in, which leaves codes and
   outputs unchanged.
 """
@@ -22,19 +24,23 @@ import json
 import os
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
+from vtrep.io.atomic_write import atomic_write
 from vtrep.io.pretrained import from_pretrained, save_pretrained
 from vtrep.io.torch_files import read_state_dict
-from vtrep.sae.base import SparseAutoencoder
+from vtrep.sae.base import SAELENS_LOADERS, SparseAutoencoder
 
 SAELENS_WEIGHTS, SAELENS_CONFIG = "sae_weights.safetensors", "cfg.json"
 
 
 def folded_copy(sae: SparseAutoencoder) -> SparseAutoencoder:
-    """A copy with the input scale folded into its weights (same outputs on raw inputs)."""
-    out = copy.deepcopy(sae).cpu()
+    """A single-process copy with the input scale folded into its weights (same outputs on raw inputs).
+
+    The copy has no cross-rank reduction (a task's collective is neither copied nor kept).
+    """
+    hook = sae._rank_reduce
+    out = copy.deepcopy(sae, memo={} if hook is None else {id(hook): None}).cpu()
     out.fold_input_scale()
     return out.eval()
 
@@ -51,43 +57,36 @@ def load_sae(path: str | os.PathLike) -> SparseAutoencoder:
     return sae.eval()
 
 
-def _architecture(sae: SparseAutoencoder) -> tuple[SparseAutoencoder, str, dict]:
-    from vtrep.sae import AbsTopKSAE, BatchTopKSAE, JumpReLUSAE, ReLUL1SAE, TopKSAE
-
-    if isinstance(sae, BatchTopKSAE):
-        return sae.to_jumprelu(), "jumprelu", {}
-    if isinstance(sae, AbsTopKSAE):
-        raise ValueError("AbsTopKSAE has signed codes, which no SAELens architecture represents")
-    if isinstance(sae, TopKSAE):  # also Matryoshka: its inference is a TopK
-        return sae, "topk", {"k": sae.k}
-    if isinstance(sae, JumpReLUSAE):
-        return sae, "jumprelu", {}
-    if isinstance(sae, ReLUL1SAE):
-        return sae, "standard", {}
-    raise ValueError(f"no SAELens architecture for {type(sae).__name__}")
-
-
 def export_saelens(sae: SparseAutoencoder, path: str | os.PathLike) -> Path:
-    """Write ``sae`` in SAELens's format under ``path`` (input scale folded in)."""
-    model, architecture, extra = _architecture(folded_copy(sae))
+    """Write ``sae`` in SAELens's format under ``path`` (input scale folded in), each file atomically.
+
+    The variant declares its SAELens form (``saelens_architecture``, :meth:`~SparseAutoencoder.saelens_form`).
+    Everything is prepared before the first write, and the weights are written before ``cfg.json``, so a
+    failure leaves an existing export as it was.
+    """
+    model, extra = folded_copy(sae).saelens_form()
+    architecture = type(sae).saelens_architecture
     model = folded_copy(model)
     tensors = {"W_enc": model.W_enc, "W_dec": model.W_dec, "b_enc": model.b_enc, "b_dec": model.b_dec}
     if architecture == "jumprelu":
         tensors["threshold"] = model.threshold
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, str(out / SAELENS_WEIGHTS))
+    tensors = {k: v.detach().float().contiguous() for k, v in tensors.items()}
     cfg = {"d_in": model.d_in, "d_sae": model.num_latents, "architecture": architecture, "dtype": "float32",
            "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
            "reshape_activations": "none", "meta": {"model_name": None, "hook_name": None,
                                                    "exported_by": f"vtrep {type(sae).__name__}"}, **extra}
-    (out / SAELENS_CONFIG).write_text(json.dumps(cfg, indent=2))
+    text = json.dumps(cfg, indent=2)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / SAELENS_WEIGHTS, lambda p: save_file(tensors, str(p)))
+    atomic_write(out / SAELENS_CONFIG, lambda p: p.write_text(text))
     return out
 
 
 def import_saelens(path: str | os.PathLike) -> SparseAutoencoder:
-    """A vtrep SAE from SAELens's ``cfg.json`` + ``sae_weights.safetensors`` (topk, standard, jumprelu)."""
-    from vtrep.sae import JumpReLUSAE, ReLUL1SAE, TopKSAE
+    """A vtrep SAE from SAELens's ``cfg.json`` + ``sae_weights.safetensors``: the class registered for its
+    ``architecture`` (``saelens_loader``: topk, standard, jumprelu) builds itself (``from_saelens``)."""
+    import vtrep.sae  # noqa: F401  (every variant registered)
 
     folder = Path(path)
     for name in (SAELENS_CONFIG, SAELENS_WEIGHTS):
@@ -102,28 +101,8 @@ def import_saelens(path: str | os.PathLike) -> SparseAutoencoder:
     if cfg.get("normalize_activations", "none") != "none" or not cfg.get("apply_b_dec_to_input", True):
         raise ValueError("only SAELens SAEs with normalize_activations='none' and apply_b_dec_to_input=true "
                          f"can be imported, got {cfg.get('normalize_activations')!r} / {cfg.get('apply_b_dec_to_input')!r}")
-    d_in, d_sae, architecture = cfg["d_in"], cfg["d_sae"], cfg["architecture"]
-    if architecture == "jumprelu":
-        return JumpReLUSAE.from_weights(weights["W_enc"], weights["b_enc"], weights["W_dec"], weights["b_dec"],
-                                        weights["threshold"]).eval()
-    builders = {"topk": lambda: TopKSAE(d_in, d_sae, k=int(cfg["k"])), "standard": lambda: ReLUL1SAE(d_in, d_sae)}
-    if architecture not in builders:
+    architecture = cfg["architecture"]
+    if architecture not in SAELENS_LOADERS:
         raise ValueError(f"SAELens architecture {architecture!r} is not supported; supported: "
-                         f"{sorted([*builders, 'jumprelu'])}")
-    if architecture == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
-        weights = _fold_decoder_norm(weights)
-    sae = builders[architecture]()
-    with torch.no_grad():
-        for name in ("W_enc", "W_dec", "b_enc", "b_dec"):
-            getattr(sae, name).copy_(weights[name])
-    return sae.eval()
-
-
-def _fold_decoder_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """SAELens's ``rescale_acts_by_decoder_norm`` (its TopK training default) multiplies latent ``i``'s
-    pre-activation by ``‖W_dec[i]‖`` before TopK and divides its code by it before decoding. Folding
-    the norms in — ``W_enc[:, i]`` and ``b_enc[i]`` times the norm, ``W_dec[i]`` divided by it — gives
-    the plain TopK with the same codes and outputs (SAELens's own ``fold_W_dec_norm``)."""
-    norm = weights["W_dec"].float().norm(dim=1).clamp_min(1e-8)  # SAELens's get_W_dec_norm clamp
-    return {**weights, "W_enc": weights["W_enc"].float() * norm, "b_enc": weights["b_enc"].float() * norm,
-            "W_dec": weights["W_dec"].float() / norm[:, None]}
+                         f"{sorted(SAELENS_LOADERS)}")
+    return SAELENS_LOADERS[architecture].from_saelens(cfg, weights).eval()

@@ -134,10 +134,13 @@ class JumpReLUSAE(SparseAutoencoder):
         self.l0_coef = _positive_float("l0_coef", l0_coef, allow_zero=True)
         self.log_threshold = nn.Parameter(torch.full((num_latents,), math.log(self.threshold_init)))
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "threshold_init": self.threshold_init, "bandwidth": self.bandwidth,
-                "l0_coef": self.l0_coef}
+    saelens_architecture = "jumprelu"
+    saelens_loader = True
+
+    @classmethod
+    def from_saelens(cls, cfg: dict, weights: dict[str, torch.Tensor]) -> "JumpReLUSAE":
+        return cls.from_weights(weights["W_enc"], weights["b_enc"], weights["W_dec"], weights["b_dec"],
+                                weights["threshold"])
 
     @property
     def threshold(self) -> torch.Tensor:

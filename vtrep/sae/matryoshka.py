@@ -33,7 +33,6 @@ default is the halving ladder ``K/16, K/8, K/4, K/2, K`` (widths below 1 dropped
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
@@ -64,6 +63,7 @@ class MatryoshkaSAE(TopKSAE):
         super().__init__(d_in, num_latents, k=k, aux_k=aux_k, aux_coef=aux_coef,
                          dead_after_tokens=dead_after_tokens)
         self.prefixes = self._check_prefixes(default_prefixes(num_latents) if prefixes is None else prefixes)
+        self.resolve_init_args(prefixes=self.prefixes)
 
     def _check_prefixes(self, prefixes: Sequence[int]) -> tuple[int, ...]:
         if isinstance(prefixes, (str, bytes)) or not isinstance(prefixes, Sequence):
@@ -80,10 +80,6 @@ class MatryoshkaSAE(TopKSAE):
         if widths[-1] != self.num_latents:
             widths.append(self.num_latents)
         return tuple(widths)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "prefixes": list(self.prefixes)}
 
     def prefix_reconstructions(self, codes: torch.Tensor) -> list[torch.Tensor]:
         """``x̂_m`` (scaled space) for every ``m`` in ``prefixes``, built incrementally (one decode in all)."""

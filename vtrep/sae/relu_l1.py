@@ -19,7 +19,6 @@ set it directly (``config`` stores the resolved value).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
@@ -45,10 +44,10 @@ class ReLUL1SAE(SparseAutoencoder):
                 or not math.isfinite(l1_coef) or l1_coef < 0:
             raise ValueError(f"l1_coef must be a finite number >= 0 (or None), got {l1_coef!r}")
         self.l1_coef = float(l1_coef)
+        self.resolve_init_args(l1_coef=self.l1_coef)
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {**super().config, "l1_coef": self.l1_coef}
+    saelens_architecture = "standard"
+    saelens_loader = True
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         return pre.relu()

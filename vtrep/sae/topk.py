@@ -27,8 +27,6 @@ uses it: subclasses that override :meth:`activate`, :meth:`loss` or :meth:`spars
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import torch
 
 from vtrep.sae.base import SAEOutput, SparseAutoencoder
@@ -72,20 +70,25 @@ class TopKSAE(SparseAutoencoder):
         self.aux_k = d_in // 2 if aux_k is None else aux_k
         if self.aux_k < 0:
             raise ValueError(f"aux_k must be >= 0, got {aux_k}")
+        self.resolve_init_args(aux_k=self.aux_k)
         self.aux_coef, self.dead_after_tokens = aux_coef, dead_after_tokens
         self.register_buffer("tokens_since_fired", torch.zeros(num_latents, dtype=torch.long))
-        self.firing_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
         if sparse_path is not None and not isinstance(sparse_path, bool):
             raise ValueError(f"sparse_path must be True, False or None, got {sparse_path!r}")
         self.sparse_path = sparse_path
 
-    @property
-    def config(self) -> dict[str, Any]:
-        config = {**super().config, "k": self.k, "aux_k": self.aux_k, "aux_coef": self.aux_coef,
-                  "dead_after_tokens": self.dead_after_tokens}
-        if self._sparse_path_supported():
-            config["sparse_path"] = self.sparse_path
-        return config
+    saelens_architecture = "topk"  # also Matryoshka and Archetypal: their inference is a TopK
+    saelens_loader = True
+
+    def saelens_form(self) -> tuple[SparseAutoencoder, dict]:
+        return self, {"k": self.k}
+
+    @classmethod
+    def from_saelens(cls, cfg: dict, weights: dict[str, torch.Tensor]) -> SparseAutoencoder:
+        """A TopK SAE from SAELens; ``rescale_acts_by_decoder_norm = true`` has the decoder norms folded in."""
+        if cfg.get("rescale_acts_by_decoder_norm", False):
+            weights = fold_decoder_norm(weights)
+        return cls(int(cfg["d_in"]), int(cfg["d_sae"]), k=int(cfg["k"])).copy_weights(weights)
 
     @classmethod
     def _sparse_path_supported(cls) -> bool:
@@ -121,12 +124,12 @@ class TopKSAE(SparseAutoencoder):
     def _record_firing(self, count: int, fired: torch.Tensor) -> None:
         """Advance the dead-latent counters by ``count`` inputs; reset the ``(K,)`` ``fired`` ones.
 
-        With ``firing_reduce`` set (``SAETask`` sets it under DDP to a sum across ranks) the counters
-        count every rank's inputs and a latent firing on any rank resets them, so every rank holds the
-        same counters and AuxK picks the same dead latents.
+        Summed over ranks (:meth:`rank_reduce`, which ``SAETask`` installs under DDP), the counters count
+        every rank's inputs and a latent firing on any rank resets them, so every rank holds the same
+        counters and AuxK picks the same dead latents.
         """
-        if self.firing_reduce is not None:
-            total = self.firing_reduce(torch.cat([fired.long(), torch.tensor([count], device=fired.device)]))
+        if self.reduces_across_ranks:
+            total = self.rank_reduce(torch.cat([fired.long(), torch.tensor([count], device=fired.device)]), "sum")
             fired, count = total[:-1] > 0, int(total[-1])
         self.tokens_since_fired += count
         self.tokens_since_fired[fired] = 0
@@ -175,3 +178,13 @@ class TopKSAE(SparseAutoencoder):
         """FVU of the detached residual reconstructed from the top ``aux_k`` dead latents."""
         aux_codes = topk_codes(pre.masked_fill(~dead, float("-inf")), self.aux_count(dead))
         return residual_fvu(aux_codes @ self.W_dec, (x_scaled - x_hat).detach())
+
+
+def fold_decoder_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SAELens's ``rescale_acts_by_decoder_norm`` (its TopK training default) multiplies latent ``i``'s
+    pre-activation by ``‖W_dec[i]‖`` before TopK and divides its code by it before decoding. Folding
+    the norms in — ``W_enc[:, i]`` and ``b_enc[i]`` times the norm, ``W_dec[i]`` divided by it — gives
+    the plain TopK with the same codes and outputs (SAELens's own ``fold_W_dec_norm``)."""
+    norm = weights["W_dec"].float().norm(dim=1).clamp_min(1e-8)  # SAELens's get_W_dec_norm clamp
+    return {**weights, "W_enc": weights["W_enc"].float() * norm, "b_enc": weights["b_enc"].float() * norm,
+            "W_dec": weights["W_dec"].float() / norm[:, None]}

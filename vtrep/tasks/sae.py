@@ -12,7 +12,6 @@ Optimiser: Adam, by default at sparsify's ``2e-4 / sqrt(K / 16384)``.
 from __future__ import annotations
 
 import math
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -156,11 +155,9 @@ class SAETask(PretrainTask):
         return merged
 
     def on_fit_start(self) -> None:
-        if self.trainer.world_size > 1 and hasattr(self.sae, "firing_reduce"):
-            # dead-latent counters over every rank's inputs (see TopKSAE._record_firing)
-            self.sae.firing_reduce = self.reduce_across_ranks
-        if self.trainer.world_size > 1 and hasattr(self.sae, "threshold_reduce"):
-            self.sae.threshold_reduce = partial(self.reduce_across_ranks, op="min")
+        if self.trainer.world_size > 1:
+            # dead-latent counters (TopK, "sum") and the BatchTopK threshold ("min") agree across ranks
+            self.sae.set_rank_reduce(self.reduce_across_ranks)
 
     def on_train_epoch_start(self) -> None:
         # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
@@ -229,9 +226,7 @@ class SAETask(PretrainTask):
         log_image(self.logger, "val/latent_density", image, self.global_step)
 
     def on_fit_end(self) -> None:
-        for hook in ("firing_reduce", "threshold_reduce"):  # collectives only while the process group lives
-            if hasattr(self.sae, hook):
-                setattr(self.sae, hook, None)
+        self.sae.set_rank_reduce(None)  # collectives only while the process group lives
         super().on_fit_end()
 
     def save_export(self, out: Path) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import importlib
-import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+
+from vtrep.io.init_args import RecordsInitArgs
 
 
 def check_positive(**values: int) -> None:
@@ -24,13 +25,22 @@ def check_positive(**values: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-class Pattern:
+class Pattern(RecordsInitArgs):
     """Base class: subclasses implement :meth:`allowed` on time steps or token indices.
+
+    ``config`` records the constructor arguments (:mod:`vtrep.io.init_args`); :meth:`to_config` is that
+    record with the class path. ``is_dynamic`` is True for a pattern whose mask depends on the queries
+    and keys (:class:`~vtrep.attention.patterns.block_topk.BlockTopK`): it has no index-only
+    :meth:`allowed`, and :class:`~vtrep.attention.attend.PatternAttention` asks it for a rule per call
+    (a dynamic pattern provides ``block``, ``check_length(n)``, ``select(q, k)``,
+    ``selected_rule(selected, positions)`` and ``local()``).
 
     Args:
         tokens_per_step: tokens that share one time step (``h·w`` for video, 1 for series).
         causal: additionally forbid keys in a later time step than the query.
     """
+
+    is_dynamic: ClassVar[bool] = False
 
     def __init__(self, tokens_per_step: int = 1, causal: bool = False) -> None:
         check_positive(tokens_per_step=tokens_per_step)
@@ -64,14 +74,13 @@ class Pattern:
             raise ValueError(f"{self!r} was given tokens_per_step={self.tokens_per_step}, but this backbone has "
                              f"{tokens_per_step} tokens per time step; leave it unset")
         placed = copy.copy(self)
-        placed.tokens_per_step = tokens_per_step
+        placed.tokens_per_step, placed.config = tokens_per_step, dict(self.config)
+        placed.resolve_init_args(tokens_per_step=tokens_per_step)
         return placed
 
     def to_config(self) -> dict[str, Any]:
         """``{"class_path", "init_args"}``: JSON for an artefact's config, and what ``from_config`` rebuilds."""
-        cls = type(self)
-        names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": {n: getattr(self, n) for n in names}}
+        return self.init_record()
 
     @staticmethod
     def from_config(config: "Pattern | dict[str, Any] | None") -> "Pattern | None":
@@ -85,5 +94,5 @@ class Pattern:
         return getattr(importlib.import_module(module), name)(**config.get("init_args", {}))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        fields = ", ".join(f"{k}={v}" for k, v in self.config.items())
         return f"{type(self).__name__}({fields})"

@@ -46,7 +46,7 @@ class BlockTopK(Pattern):
         tokens_per_step: tokens per time step.
     """
 
-    content_dependent = True
+    is_dynamic = True  # the kept blocks come from the queries and keys of each call
 
     def __init__(self, block: int = 64, top_k: int = 4, window: int = 1, tokens_per_step: int = 1) -> None:
         check_positive(block=block, top_k=top_k, window=window)
@@ -93,12 +93,3 @@ class BlockTopK(Pattern):
             return picked | local(q_idx, kv_idx)
 
         return allowed
-
-    def flex_mask_mod(self, selected: torch.Tensor):
-        """FlexAttention ``mask_mod(b, h, q_idx, kv_idx)`` over ``selected (B, h, nbq, nbk)``."""
-        local = self.local()
-
-        def mask_mod(b, h, q_idx, kv_idx):
-            return selected[b, h, q_idx // self.block, kv_idx // self.block] | local.mask_mod(b, h, q_idx, kv_idx)
-
-        return mask_mod
