@@ -25,15 +25,19 @@ def test_probe_on_generated_clips(tmp_path, monkeypatch, capsys):
           "--data.init_args.img_size", "32", "--data.init_args.val_fraction", "0.5",
           "--epochs", "5", "--output", str(tmp_path / "probe.json")])
     out = capsys.readouterr().out
-    assert "linear probe top-1 [ pretrained]" in out and "linear probe top-1 [random_init]" in out
+    assert "linear probe accuracy [ pretrained]" in out and "linear probe accuracy [random_init]" in out
     results = json.loads((tmp_path / "probe.json").read_text())
-    assert results["pretrained"]["num_train"] == 8 and results["pretrained"]["num_eval"] == 8
-    assert 0.0 <= results["random_init"]["top1"] <= 1.0
+    assert results["pretrained"]["num_train"] == 8 and results["pretrained"]["num_test"] == 8
+    assert 0.0 <= results["random_init"]["accuracy"] <= 1.0
 
 
-def test_probe_missing_encoder_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="encoder='.*nope' is not a folder"):
+def test_probe_missing_encoder_is_one_message_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
         main(["probe", "--encoder", str(tmp_path / "nope"), "--data", "datamodules.SyntheticVideoDataModule"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"encoder='{tmp_path / 'nope'}' is neither a saved encoder folder nor a checkpoint file" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.slow
@@ -44,4 +48,19 @@ def test_probe_on_fight_surv(fight_surv, tmp_path):
           "--data.init_args.sampling_rate", "2", "--data.init_args.img_size", "64", "--epochs", "20",
           "--compare_random", "false", "--output", str(tmp_path / "probe.json")])
     results = json.loads((tmp_path / "probe.json").read_text())
-    assert results["pretrained"]["num_train"] + results["pretrained"]["num_eval"] == 300
+    assert results["pretrained"]["num_train"] + results["pretrained"]["num_test"] == 300
+
+
+def test_attentive_and_knn_protocols_on_generated_clips(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    save_pretrained(create_video_vit("micro", img_size=32, num_frames=8, depth=1), tmp_path / "encoder")
+    data = ["--data", "datamodules.SyntheticVideoDataModule", "--data.init_args.num_per_class", "4",
+            "--data.init_args.num_frames", "8", "--data.init_args.size", "32", "--data.init_args.img_size", "32",
+            "--data.init_args.val_fraction", "0.5", "--compare_random", "false"]
+    for protocol in ("attentive", "knn"):
+        main(["probe", "--encoder", str(tmp_path / "encoder"), *data, "--protocol", protocol,
+              "--output", str(tmp_path / f"{protocol}.json")])
+        result = json.loads((tmp_path / f"{protocol}.json").read_text())["pretrained"]
+        assert result["protocol"] == protocol and 0.0 <= result["accuracy"] <= 1.0
+        assert (result["num_train"], result["num_test"]) == (8, 8)
+    assert "lr" in json.loads((tmp_path / "attentive.json").read_text())["pretrained"]

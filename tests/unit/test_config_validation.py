@@ -136,9 +136,8 @@ CASES: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
                                 "min_ratio must be in [0, 1] (the final fraction of the peak rate), got 1.5"),
     # evaluation commands: ranges and paths
     "probe epochs": (lambda: probe(".", None, epochs=0), ValueError, "epochs must be a positive integer, got 0"),
-    "probe encoder folder exists": (lambda: probe("no/such/encoder", None), FileNotFoundError,
-                                    "encoder='no/such/encoder' is not a folder; pass the `encoder` folder that vtrep "
-                                    "fit exports"),
+    "probe encoder exists": (lambda: probe("no/such/encoder", None), FileNotFoundError,
+                             "encoder='no/such/encoder' is neither a saved encoder folder nor a checkpoint file"),
     "extract shard_rows": (lambda: extract("enc", None, "out", shard_rows=0), ValueError,
                            "shard_rows must be a positive integer, got 0"),
     "extract batch_size": (lambda: extract("enc", None, "out", batch_size=-2), ValueError,

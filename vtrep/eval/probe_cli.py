@@ -1,62 +1,92 @@
-"""``vtrep probe``: linear-probe a saved encoder (and, for reference, the same encoder at random init)."""
+"""``vtrep probe``: classify with a frozen encoder — video or series, from an exported folder or a fit checkpoint.
+
+The encoder is always the one the method evaluates (``vtrep.eval.encoders.load_encoder``: an exported
+``encoder`` folder, or a ``.ckpt`` with its fit's config, whose task names it — TS2Vec's weight average).
+Protocols: ``linear`` (MAE's probe; the video default), ``svm`` (TS2Vec's; the series default),
+``logistic``, ``knn`` on pooled features, and ``attentive`` (V-JEPA's probe on the frozen tokens of clips).
+With ``compare_random`` the same architecture at random initialisation is probed beside it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 
 from vtrep.checks import positive, positive_int
-from vtrep.probes.linear_probe import ProbeResult, extract_features, fit_linear_probe
-from vtrep.io.pretrained import from_pretrained
+from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.series_probe import probe_series, random_copy
+from vtrep.io.atomic_write import atomic_write
+
+Protocol = Literal["linear", "svm", "logistic", "knn", "attentive"]
 
 
-def probe_encoder(encoder_dir: str, data: L.LightningDataModule, random_init: bool = False, epochs: int = 100,
-                  base_lr: float = 0.1, probe_batch_size: int = 64, seed: int = 0) -> ProbeResult:
-    """Extract pooled features of both splits with the frozen encoder and fit MAE's linear probe."""
-    torch.manual_seed(seed)  # the random-init baseline is reproducible
-    encoder = from_pretrained(encoder_dir, random_init=random_init)
-    for param in encoder.parameters():
-        param.requires_grad_(False)
+def probe_video(encoder: torch.nn.Module, data: L.LightningDataModule, protocol: str, seed: int, **options) -> dict:
+    """Accuracy of ``protocol`` on pooled (or, for ``attentive``, token) features of ``data``'s train / val clips."""
+    from vtrep.eval.pooled_protocols import classify_pooled
+    from vtrep.probes.linear_probe import extract_features
+
+    if not hasattr(data, "feature_dataloader"):
+        raise ValueError(f"{type(data).__name__} has no feature_dataloader: a video probe needs a video datamodule")
     data.prepare_data()
     data.setup("fit")
+    if protocol == "attentive":
+        from vtrep.eval.token_probe import probe_tokens
+
+        return probe_tokens(encoder, data, seed, **options)
     train_x, train_y = extract_features(encoder, data.feature_dataloader("train"))
     eval_x, eval_y = extract_features(encoder, data.feature_dataloader("val"))
-    return fit_linear_probe(train_x, train_y, eval_x, eval_y, data.num_classes, epochs=epochs,
-                            batch_size=probe_batch_size, base_lr=base_lr, seed=seed)
+    result = classify_pooled(train_x, train_y, eval_x, eval_y, protocol, int(data.num_classes), seed, **options)
+    return {**result, "num_train": len(train_x), "num_test": len(eval_x)}
 
 
-def probe(encoder: str, data: L.LightningDataModule, compare_random: bool = True, epochs: int = 100,
-          base_lr: float = 0.1, probe_batch_size: int = 64, seed: int = 0, output: str | None = None) -> dict:
-    """Linear-probe top-1 of a saved encoder.
+def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataModule, protocol: str, seed: int,
+                 options: dict) -> dict:
+    torch.manual_seed(seed)
+    if encoder_kind(encoder) == "video":
+        return probe_video(encoder, data, protocol, seed, **options)
+    if protocol == "attentive":
+        raise ValueError("protocol='attentive' probes clip tokens; for series use svm, logistic, knn or linear")
+    return probe_series(encoder, data, protocol, revin=revin, seed=seed, **options)
+
+
+def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None = None, fit_config: str | None = None,
+          compare_random: bool = True, epochs: int = 100, base_lr: float = 0.1, probe_batch_size: int = 64,
+          seed: int = 0, output: str | None = None) -> dict:
+    """Accuracy of a frozen encoder under a probing protocol, and of the same encoder at random init.
 
     Args:
-        encoder: folder with ``model.safetensors`` + ``config.json`` (written at the end of ``vtrep fit``).
-        data: a video datamodule with ``feature_dataloader`` (e.g. the synthetic default or a folder dataset).
+        encoder: the ``encoder`` folder ``vtrep fit`` exports, or a fit's ``.ckpt`` (then give ``fit_config``).
+        data: a video datamodule with ``feature_dataloader`` (train / val clips) or a series classification
+            datamodule (train / test series), e.g. ``configs/data/ucr.yaml``.
+        protocol: ``linear``, ``svm``, ``logistic``, ``knn`` or ``attentive``; default ``linear`` for video
+            encoders and ``svm`` (TS2Vec's protocol) for series encoders.
+        fit_config: the ``config.yaml`` of the fit whose checkpoint ``encoder`` names.
         compare_random: also probe the same architecture at random initialisation.
-        epochs: probe training epochs over the cached features.
-        base_lr: probe learning rate per 256 samples.
-        probe_batch_size: probe batch size.
+        epochs: training epochs of the linear probe (MAE's protocol) over cached features.
+        base_lr: linear-probe learning rate per 256 samples.
+        probe_batch_size: linear-probe batch size.
         seed: seed of the probe (and of the random-init encoder).
-        output: optional JSON file for the results.
+        output: optional JSON file for the results (written atomically).
     """
-    if not Path(encoder).is_dir():
-        raise FileNotFoundError(f"encoder={encoder!r} is not a folder; pass the `encoder` folder that vtrep fit exports")
     positive_int("epochs", epochs)
     positive("base_lr", base_lr)
     positive_int("probe_batch_size", probe_batch_size)
-    kwargs = dict(epochs=epochs, base_lr=base_lr, probe_batch_size=probe_batch_size, seed=seed)
-    results = {"pretrained": probe_encoder(encoder, data, **kwargs).__dict__}
+    module, revin = load_encoder(encoder, fit_config)
+    protocol = protocol or ("linear" if encoder_kind(module) == "video" else "svm")
+    options = dict(epochs=epochs, base_lr=base_lr, batch_size=probe_batch_size) if protocol == "linear" else {}
+    results = {"pretrained": probe_module(module, revin, data, protocol, seed, options)}
     if compare_random:
-        results["random_init"] = probe_encoder(encoder, data, random_init=True, **kwargs).__dict__
+        results["random_init"] = probe_module(random_copy(module, seed), revin, data, protocol, seed, options)
     for name, res in results.items():
-        print(f"linear probe top-1 [{name:>11}]: {100 * res['top1']:.1f}%  "
-              f"(train {100 * res['train_top1']:.1f}%, {res['num_train']} train / {res['num_eval']} eval clips)")
+        print(f"{protocol} probe accuracy [{name:>11}]: {100 * res['accuracy']:.1f}%  "
+              f"({res['num_train']} train / {res['num_test']} test items)")
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(results, indent=2))
+        atomic_write(Path(output), lambda p: p.write_text(json.dumps(results, indent=2)))
     return results
 
 

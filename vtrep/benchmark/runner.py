@@ -1,0 +1,133 @@
+"""Run a suite: each (dataset, seed) is one ``vtrep fit`` process, then the probe a user would run on it.
+
+Layout under the suite folder ``out``::
+
+    <dataset>/seed_<s>/fit/            the fit's run folder (config.yaml, checkpoints, encoder/)
+    <dataset>/seed_<s>/fit.log         the fit's output
+    <dataset>/seed_<s>/result.json     the probe's result and the settings that made it (last written)
+    results.csv                        one row per finished run, in suite order (no timings: reproducible)
+
+A run with a ``result.json`` is finished: a rerun of the suite skips it (resume) if its settings are
+the same and refuses to go on if they differ (a finished result is never overwritten). A run folder
+without one is a killed run of this runner (it carries the runner's marker): it is started again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from vtrep.io.atomic_write import atomic_write
+
+MARKER = ".vtrep_benchmark_run"
+RESULT_COLUMNS = ["dataset", "seed", "protocol", "accuracy", "num_train", "num_test"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fit + probe: ``vtrep fit --config fit_config *fit_args`` at ``seed``, then ``probe`` on its encoder."""
+
+    dataset: str
+    seed: int
+    fit_config: str
+    fit_args: tuple[str, ...] = ()
+    probe: dict = field(default_factory=dict)
+
+    def settings(self) -> dict:
+        """What makes the result: the fit config's text, the arguments, the probe settings."""
+        return {"fit_config": Path(self.fit_config).read_text(), "fit_args": list(self.fit_args),
+                "seed": self.seed, "probe": self.probe}
+
+
+def run_folder(out: Path, run: Run) -> Path:
+    return out / run.dataset / f"seed_{run.seed}"
+
+
+def finished_result(folder: Path, run: Run) -> dict | None:
+    """The saved result of a finished run, or ``None``; a result made with other settings is an error."""
+    path = folder / "result.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("settings") != run.settings():
+        raise ValueError(f"{path} is a finished result made with other settings; a benchmark never overwrites one: "
+                         "choose another --output (or move that folder away to rerun it)")
+    return result
+
+
+def fresh_folder(folder: Path) -> None:
+    """An empty run folder; a killed run's leftovers (the runner's marker inside) are removed first."""
+    if folder.exists():
+        if not (folder / MARKER).is_file():
+            raise FileExistsError(f"{folder} exists and was not made by vtrep benchmark; refusing to touch it")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("made by vtrep benchmark; removed and redone when its run did not finish\n")
+
+
+def fit_command(run: Run, folder: Path) -> list[str]:
+    """The ``vtrep fit`` a user would type, with the run's seed and its own log folder."""
+    return [sys.executable, "-m", "vtrep", "fit", "--config", run.fit_config, *run.fit_args,
+            "--seed_everything", str(run.seed), "--trainer.default_root_dir", str(folder),
+            "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.init_args.save_dir", str(folder), "--trainer.logger.init_args.name", "",
+            "--trainer.logger.init_args.version", "fit", "--trainer.enable_progress_bar", "false"]
+
+
+def run_fit(run: Run, folder: Path) -> float:
+    """Run the fit in its own process (as a user does); its output goes to ``fit.log``. Returns seconds."""
+    start = time.perf_counter()
+    with open(folder / "fit.log", "w") as log:
+        done = subprocess.run(fit_command(run, folder), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if done.returncode != 0:
+        tail = (folder / "fit.log").read_text()[-2000:]
+        raise RuntimeError(f"vtrep fit of {run.dataset} seed {run.seed} failed (exit {done.returncode}); "
+                           f"{folder / 'fit.log'} ends:\n{tail}")
+    return time.perf_counter() - start
+
+
+def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict]) -> dict:
+    """The finished result of ``run``: read back when it exists, else fitted, probed and saved."""
+    folder = run_folder(out, run)
+    result = finished_result(folder, run)
+    if result is not None:
+        return result
+    fresh_folder(folder)
+    fit_seconds = run_fit(run, folder)
+    start = time.perf_counter()
+    result = {"dataset": run.dataset, "seed": run.seed, **probe(run, folder / "fit")}
+    result.update(fit_seconds=round(fit_seconds, 1), probe_seconds=round(time.perf_counter() - start, 1),
+                  settings=run.settings())
+    atomic_write(folder / "result.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    return result
+
+
+def write_results_csv(path: Path, results: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results)
+    atomic_write(path, lambda p: p.write_text(buffer.getvalue()))
+
+
+def run_suite(runs: list[Run], out: Path, probe: Callable[[Run, Path], dict], progress: bool = True) -> list[dict]:
+    """Every run in order (finished ones read back), ``results.csv`` rewritten after each."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    bar = tqdm(runs, desc=f"benchmark {out.name}", unit="run", disable=not progress, file=sys.stderr)
+    for run in bar:
+        bar.set_postfix_str(f"{run.dataset} seed {run.seed}")
+        results.append(run_one(run, out, probe))
+        write_results_csv(out / "results.csv", results)
+    return results

@@ -1,0 +1,83 @@
+"""``vtrep benchmark ucr``: TS2Vec's UCR protocol through ``vtrep fit`` + ``vtrep probe``, over sets and seeds.
+
+Per dataset and seed: ``vtrep fit --config <fit_config>`` on the training split (TS2Vec's budget: 200
+iterations when the training split holds at most 100 000 values, else 600; batch ``min(8, n)``, the last
+short batch dropped, as TS2Vec's ``fit``), then the probe of the exported encoder — for TS2Vec the weight
+average it evaluates — with TS2Vec's SVM protocol on the test split. Any folder in the UCR archive layout
+works (``<root>/<name>/<name>_TRAIN.tsv``); without ``datasets`` every set in it is run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vtrep.benchmark.runner import Run, run_suite
+from vtrep.benchmark.summary import write_summary
+
+DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "ts2vec_ucr.yaml"
+
+
+def ts2vec_budget(root: str, name: str, batch_size: int = 8) -> list[str]:
+    """``vtrep fit`` arguments for TS2Vec's training budget on this dataset (iterations and batch size)."""
+    from datamodules.series.ucr import load_classification
+
+    train, _, _ = load_classification(root, name, normalise=False)
+    iterations = 200 if train.x.size <= 100_000 else 600
+    return ["--trainer.max_steps", str(iterations), "--trainer.max_epochs", "-1",
+            "--data.init_args.batch_size", str(min(batch_size, len(train.x)))]
+
+
+def list_datasets(root: str, datasets: list[str] | None) -> list[str]:
+    from datamodules.series.ucr import available_datasets
+
+    found = available_datasets(root)
+    if datasets is None:
+        if not found:
+            raise FileNotFoundError(f"no dataset in the UCR layout under {root} (<name>/<name>_TRAIN.tsv)")
+        return found
+    missing = [d for d in datasets if d not in found]
+    if missing:
+        raise FileNotFoundError(f"datasets {missing} are not under {root}; available: {', '.join(found)}")
+    return list(datasets)
+
+
+def probe_run(run: Run, fit_folder: Path) -> dict:
+    """``vtrep probe`` on the fit's exported encoder and its own data settings (its ``config.yaml``)."""
+    from vtrep.eval.encoders import load_encoder, load_task
+    from vtrep.eval.probe_cli import probe_module
+
+    _, data = load_task(str(fit_folder / "config.yaml"))
+    encoder, revin = load_encoder(str(fit_folder / "encoder"))
+    result = probe_module(encoder, revin, data, run.probe["protocol"], run.seed, {})
+    return {k: result[k] for k in ("protocol", "accuracy", "num_train", "num_test") if k in result}
+
+
+def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, seeds: list[int] | None = None,
+                  fit_config: str | None = None, protocol: str = "svm", progress: bool = True) -> list[dict]:
+    """Fit and probe every (dataset, seed); write ``results.csv``, ``summary.md`` and ``summary.png`` in ``output``.
+
+    Args:
+        root: a folder in the UCR archive layout.
+        output: the suite folder; a rerun resumes it (finished runs are kept, killed ones redone).
+        datasets: names under ``root`` (default: all of them).
+        seeds: the seeds of each dataset's runs (default 0, 1, 2; TS2Vec's table is one run).
+        fit_config: the ``vtrep fit`` config (default ``configs/experiment/ts2vec_ucr.yaml``).
+        protocol: the probe protocol (``svm``: TS2Vec's).
+        progress: show a progress bar over the suite.
+    """
+    seeds = [0, 1, 2] if seeds is None else seeds
+    config = Path(fit_config) if fit_config else DEFAULT_FIT_CONFIG
+    if not config.is_file():
+        raise FileNotFoundError(f"fit_config={str(config)!r} does not exist; pass the vtrep fit config to benchmark")
+    root_path = Path(root).resolve()
+    runs = [Run(name, int(seed), str(config.resolve()),
+                ("--data.init_args.root", str(root_path), "--data.init_args.name", name,
+                 *ts2vec_budget(str(root_path), name)), {"protocol": protocol})
+            for name in list_datasets(str(root_path), datasets) for seed in seeds]
+    out = Path(output)
+    results = run_suite(runs, out, probe_run, progress)
+    command = (f"vtrep benchmark ucr --root {root} --datasets '{list(datasets) if datasets else 'all'}' "
+               f"--seeds '{list(seeds)}' --output {output}")
+    write_summary(results, out, "ucr", command, baseline="ts2vec")
+    print((out / "summary.md").read_text())
+    return results
