@@ -8,8 +8,13 @@ or lightning, and each command imports what it needs only when it runs (the Ligh
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import os
+import re
 import sys
+import warnings
 
 # LightningCLI's subcommands, run by vtrep.cli_commands.VtrepCLI
 LIGHTNING_COMMANDS = {"fit": "train a model from YAML configs (pretraining or fine-tuning)",
@@ -20,10 +25,12 @@ LIGHTNING_COMMANDS = {"fit": "train a model from YAML configs (pretraining or fi
 # commands beside LightningCLI's, imported only when used
 EXTRA_COMMANDS = {"probe": ("vtrep.eval.probe_cli", "probe_cli"),
                   "extract": ("vtrep.eval.extract_cli", "extract_cli"),
-                  "import-videomae": ("vtrep.interop.import_cli", "import_cli")}
-EXTRA_HELP = {"probe": "linear-probe a saved encoder (and the same encoder at random init)",
+                  "import-videomae": ("vtrep.interop.import_cli", "import_cli"),
+                  "benchmark": ("vtrep.benchmark.cli", "benchmark_cli")}
+EXTRA_HELP = {"probe": "classify with a frozen encoder (linear, svm, logistic, knn, attentive), beside random init",
               "extract": "token features of a frozen encoder over one split, as shards",
-              "import-videomae": "convert a transformers / original VideoMAE checkpoint to a vtrep encoder"}
+              "import-videomae": "convert a transformers / original VideoMAE checkpoint to a vtrep encoder",
+              "benchmark": "a suite of vtrep fit + vtrep probe runs over datasets and seeds (ucr), resumable"}
 
 
 def top_level_help() -> str:
@@ -36,6 +43,59 @@ def top_level_help() -> str:
     lines += ["", "Run `vtrep <command> --help` for the options of one command.",
               "Set VTREP_DEBUG=1 to see full tracebacks of configuration errors."]
     return "\n".join(lines)
+
+
+# Library notices that say nothing about the user's run, silenced one by one (message and category or logger),
+# never by a blanket filter: a warning about the run itself must still show.
+_LIBRARY_WARNINGS = [
+    # torch 2.10+ deprecates LeafSpec; Lightning's own _pytree still builds one on every batch transfer
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
+    # printed for every IterableDataset with __len__; vtrep's (FeatureShards) split shards per worker and count
+    # exactly what they yield
+    (r"Your `IterableDataset` has `__len__` defined", UserWarning, r"lightning\.pytorch\.utilities\.data"),
+]
+_LIBRARY_TIPS = re.compile(r"💡 Tip: .*\[(litlogger|litmodels)\]")  # adverts for Lightning's cloud packages
+_LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                      "lightning_utilities.core.rank_zero")
+
+
+def _drop_library_tips(record: logging.LogRecord) -> bool:
+    return not _LIBRARY_TIPS.match(str(record.msg))
+
+
+def quiet_library_notices() -> None:
+    """Install the filters above; stdlib only, so it costs nothing before torch or Lightning load."""
+    for message, category, module in _LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name in _LIGHTNING_LOGGERS:  # loggers made now are the ones Lightning gets later by the same name
+        logger = logging.getLogger(name)
+        if _drop_library_tips not in logger.filters:
+            logger.addFilter(_drop_library_tips)
+
+
+def _missing_path(error: BaseException) -> OSError | None:
+    """The missing file or folder behind ``error``: jsonargparse wraps a datamodule's own error in a
+    "Does not validate against any of the Union subtypes" dump, so the whole cause chain is searched."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def explain_missing_paths(command: str):
+    """A missing data folder, checkpoint or encoder: one line naming it, not a traceback (VTREP_DEBUG=1 keeps it)."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - anything else is re-raised untouched
+        missing = _missing_path(error)
+        if missing is None or os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False"):
+            raise
+        sys.stderr.write(f"vtrep {command}: error: {missing}\n(VTREP_DEBUG=1 shows the full error)\n")
+        sys.exit(2)
 
 
 def _run_extra(name: str, argv: list[str]) -> None:
@@ -63,9 +123,11 @@ def main(args: list[str] | None = None) -> None:
         print(f"vtrep {__version__}")
         sys.exit(0)
 
+    quiet_library_notices()
     from vtrep.callbacks import explain_worker_failures
 
-    with explain_worker_failures():  # a data worker killed for memory says so, whichever command ran
+    # a data worker killed for memory says so, whichever command ran; so does a missing path
+    with explain_missing_paths(argv[0]), explain_worker_failures():
         if argv[0] in EXTRA_COMMANDS:
             _run_extra(argv[0], argv[1:])
             return

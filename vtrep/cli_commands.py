@@ -91,7 +91,8 @@ def _file_with_key(leaf: str, argv: list[str]) -> str | None:
     return found
 
 
-def _flatten(value, prefix: str = "") -> list[str]:
+def _flatten(value, prefix: str) -> list[str]:
+    """Dotted keys of a config node (piece files already inlined), each accepted by jsonargparse under it."""
     if not isinstance(value, dict):
         return []
     keys = []
@@ -102,13 +103,13 @@ def _flatten(value, prefix: str = "") -> list[str]:
 
 
 def _config_keys(argv: list[str]) -> list[str]:
-    """The dotted keys the given config files set (all of them accepted, or the parse would have failed)."""
-    import yaml
+    """The dotted keys the given config files set, following the pieces they name (all accepted by the parse)."""
+    from vtrep.io.config_files import read_fit_config
 
     keys = []
     for path in _config_files(argv):
         try:
-            keys += _flatten(yaml.safe_load(Path(path).read_text()))
+            keys += _flatten(read_fit_config(path), "")
         except Exception:  # noqa: BLE001 - only a suggestion is lost
             continue
     return keys
@@ -159,6 +160,38 @@ def unknown_key_message(message: str, parser: argparse.ArgumentParser, argv: lis
     return "\n".join(lines)
 
 
+def vtrep_choices() -> dict[str, list[str]]:
+    """vtrep's tasks and datamodules by class path, importing them so jsonargparse lists them as the known
+    subclasses in ``--help`` (and accepts their bare names, ``--model VideoMAETask``)."""
+    import datamodules
+    import vtrep.tasks
+
+    classes = [getattr(vtrep.tasks, name) for name in vtrep.tasks.__all__]
+    # a base of other tasks (PretrainTask) is no choice; a base datamodule (VideoDataModule) is one
+    tasks = [f"vtrep.tasks.{c.__name__}" for c in classes if not any(o is not c and issubclass(o, c) for o in classes)]
+    data = [f"datamodules.{name}" for name in datamodules.__all__ if name.endswith("DataModule")]
+    for name in data:
+        getattr(datamodules, name.split(".")[-1])  # datamodules imports its names on first use
+    return {"model": tasks, "data": data}
+
+
+def describe_choices(parser: argparse.ArgumentParser, choices: dict[str, list[str]]) -> None:
+    """Name vtrep's classes in the help of ``--model`` / ``--data`` (Lightning's says only "any subclass")."""
+    what = {"model": "the task", "data": "the datamodule"}
+    for action in parser._actions:
+        if action.dest in choices and action.option_strings == [f"--{action.dest}"]:
+            action.help = (f"{what[action.dest]}, by class_path and init_args: one of "
+                           + ", ".join(choices[action.dest]) + " (or another subclass by its full class_path)")
+            action.extra_help = lambda: ""  # jsonargparse's "known subclasses" would list these again
+
+
+def _local_path(ckpt_path: str) -> bool:
+    """Whether Lightning reads ``ckpt_path`` as a local file (not "last" / "best" / a URL / the model registry)."""
+    if ckpt_path in ("last", "best", "hpc") or "://" in ckpt_path:
+        return False
+    return not re.match(r"registry(:|$)", ckpt_path, re.IGNORECASE)
+
+
 class VtrepArgumentParser(LightningArgumentParser):
     """Lightning's parser, reporting a misspelt key in a few lines with a "did you mean" suggestion."""
 
@@ -188,11 +221,16 @@ class VtrepCLI(LightningCLI):
 
     Every trainer also gets :class:`~vtrep.callbacks.RNGStateCheckpoint`, so ``--ckpt_path`` resumes draw
     the same data order and masks as the uninterrupted run, and :class:`~vtrep.callbacks.FiniteLossGuard`,
-    which stops at the first NaN / inf loss before it reaches the weights or a checkpoint.
+    which stops at the first NaN / inf loss before it reaches the weights or a checkpoint. The run's
+    ``config.yaml`` goes to its own folder whatever the logger (:class:`~vtrep.callbacks.run_config.RunDirSaveConfig`),
+    and torch's CPU thread count is set so loader workers keep a core each (:func:`vtrep.hardware.apply_num_threads`).
     """
 
     def __init__(self, *args, **kwargs):
+        from vtrep.callbacks.run_config import RunDirSaveConfig
+
         kwargs.setdefault("parser_class", VtrepArgumentParser)
+        kwargs.setdefault("save_config_callback", RunDirSaveConfig)  # config.yaml in the run's own folder
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs):
@@ -202,28 +240,57 @@ class VtrepCLI(LightningCLI):
     def setup_parser(self, add_subcommands, main_kwargs, subparser_kwargs):
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         self.parser.prog = "vtrep"
+        choices = vtrep_choices()
         subcommands = self.parser._subcommands_action
         if subcommands is not None:
             for name, parser in subcommands._name_parser_map.items():
                 parser.prog = f"vtrep {name}"
+                describe_choices(parser, choices)
+        describe_choices(self.parser, choices)
 
     def parse_arguments(self, parser, args):
         VtrepArgumentParser.argv = list(args) if isinstance(args, (list, tuple)) else list(sys.argv[1:])
-        return super().parse_arguments(parser, args)
+        if args is None or len(sys.argv) <= 1:
+            return super().parse_arguments(parser, args)
+        # explicit args are the whole command (vtrep.cli.main(args) from Python or a test): the host's own
+        # sys.argv is no mistake of the user's, so Lightning's "both args and sys.argv" warning is moot
+        host, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            return super().parse_arguments(parser, args)
+        finally:
+            sys.argv = host
+
+    def before_instantiate_classes(self):
+        # a mistyped --ckpt_path fails before the model and data are built (Lightning finds out only then)
+        settings = self.config.get(self.subcommand) if self.subcommand else self.config
+        ckpt_path = settings.get("ckpt_path") if settings is not None else None
+        if isinstance(ckpt_path, str) and _local_path(ckpt_path) and not Path(ckpt_path).exists():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
 
     def instantiate_trainer(self, **kwargs):
         from vtrep.callbacks import FiniteLossGuard, RNGStateCheckpoint
-        from vtrep.hardware import warn_if_slow_bf16
+        from vtrep.callbacks.lightning_quirks import work_around_quirks
+        from vtrep.callbacks.progress import fix_epoch_display
+        from vtrep.hardware import apply_num_threads, warn_if_slow_bf16
 
         trainer = super().instantiate_trainer(**kwargs)
         for default in (RNGStateCheckpoint, FiniteLossGuard):  # unless the config already gave one
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
+        fix_epoch_display(trainer)
+        work_around_quirks(trainer)
         warn_if_slow_bf16(trainer)
+        apply_num_threads(trainer, self.datamodule)
         return trainer
 
 
 def run_lightning(argv: list[str] | None) -> None:
-    """``argv=None`` reads ``sys.argv`` (Lightning warns when given both)."""
-    VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
-             save_config_kwargs={"overwrite": True})
+    """``argv=None`` reads ``sys.argv``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        VtrepCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
+                 save_config_kwargs={"overwrite": True})
+    finally:  # a run's thread setting (vtrep.hardware) must not outlive it when called from Python
+        torch.set_num_threads(threads)

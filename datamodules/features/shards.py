@@ -136,7 +136,11 @@ class FeatureShards(IterableDataset):
         rank, world = self._distributed()
         if world > 1:
             return self._per_reader_batches() * max(self.num_workers, 1)
-        return math.ceil(sum(self.index["shards"][i]["rows"] for i in self.shards) / self.batch_size)
+        # each worker ends on its own short batch, so count per reader: ceil(all rows / batch) would be
+        # too few with several workers, and torch warns when a loader yields more than its length
+        readers = max(self.num_workers, 1)
+        return sum(math.ceil(sum(self.index["shards"][s]["rows"] for s in self.shards[r::readers]) / self.batch_size)
+                   for r in range(readers))
 
     def _distributed(self) -> tuple[int, int]:
         return (self.rank or 0, self.world_size) if self.world_size is not None else rank_and_world()

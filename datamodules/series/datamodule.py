@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from datamodules.common.data_root import require_data_path, resolve_data_path
 from datamodules.common.epoch_shuffle import shuffled_loader_kwargs
 from datamodules.common.loader_args import check_loader_args
 from datamodules.series.forecasting_csv import (
@@ -35,10 +36,12 @@ class _LoaderMixin:
     batch_size: int
     num_workers: int
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool = False) -> DataLoader:
         order = shuffled_loader_kwargs(dataset) if shuffle else {}
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          drop_last=False, persistent_workers=self.num_workers > 0, **order)
+        # dropping the last short batch needs at least one full one: the batch shrinks to the split (TS2Vec's min)
+        batch_size = min(self.batch_size, len(dataset)) if drop_last else self.batch_size
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
+                          drop_last=drop_last, persistent_workers=self.num_workers > 0, **order)
 
 
 class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
@@ -56,17 +59,20 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
         nan_to_zero: replace NaN (end padding and missing observations) by 0, after normalisation.
         generated_per_class: series per class of the generated default (train; test gets half).
         generated_length: length of the generated series.
+        drop_last: drop the last short training batch, with the batch capped at the split size (TS2Vec's ``fit``:
+            ``min(batch_size, n)`` series a batch, ``drop_last=True``).
     """
 
     def __init__(self, root: str | None = None, name: str = "generated", batch_size: int = 8, num_workers: int = 0,
                  normalise: bool = True, nan_to_zero: bool = False, generated_per_class: int = 50,
-                 generated_length: int = 128) -> None:
+                 generated_length: int = 128, drop_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
         check_loader_args(batch_size, num_workers)
-        self.root, self.name, self.normalise, self.nan_to_zero = root, name, normalise, nan_to_zero
+        self.root, self.name, self.normalise, self.nan_to_zero = resolve_data_path(root), name, normalise, nan_to_zero
         self.batch_size, self.num_workers = batch_size, num_workers
         self.generated_per_class, self.generated_length = generated_per_class, generated_length
+        self.drop_last = drop_last
         self.train_set = self.test_set = None
         self.classes: list[str] = []
 
@@ -79,7 +85,8 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
                                                             self.generated_length, seed=1)
             self.classes = ["sine", "square", "sawtooth", "triangle"]
         else:
-            train, test, self.classes = load_classification(self.root, self.name, self.normalise)
+            root = require_data_path(self.hparams.root)  # the config's value, for the error message
+            train, test, self.classes = load_classification(root, self.name, self.normalise)
             (train_x, train_y), (test_x, test_y) = (train.x, train.y), (test.x, test.y)
         if self.nan_to_zero:
             train_x, test_x = np.nan_to_num(train_x, nan=0.0), np.nan_to_num(test_x, nan=0.0)
@@ -92,7 +99,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
         return len(self.classes)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
@@ -124,7 +131,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
         check_loader_args(batch_size, num_workers)
         if split is None:
             split = "ratio" if path is None else "ett_hourly"
-        self.path, self.split, self.channels, self.date_column = path, split, channels, date_column
+        self.path, self.split, self.channels, self.date_column = resolve_data_path(path), split, channels, date_column
         self.context_length, self.horizon = context_length, horizon
         self.batch_size, self.num_workers = batch_size, num_workers
         self.windows: dict[str, ForecastingWindows] = {}
@@ -133,8 +140,8 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.windows:
             return
-        table = (generate_forecasting_table() if self.path is None
-                 else read_forecasting_csv(self.path, self.date_column, self.channels))
+        table = (generate_forecasting_table() if self.path is None else
+                 read_forecasting_csv(require_data_path(self.hparams.path, "path"), self.date_column, self.channels))
         self.windows, self.mean, self.std = forecasting_splits(table, self.split, self.context_length, self.horizon)
         self.num_channels = table.values.shape[1]
 

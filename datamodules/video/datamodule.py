@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional
 import lightning as L
 from torch.utils.data import DataLoader
 
+from datamodules.common.data_root import require_data_path, resolve_data_path
 from datamodules.common.epoch_shuffle import rank_and_world, shuffled_loader_kwargs
 from datamodules.common.loader_args import check_loader_args
 from datamodules.common.splits import stratified_split
@@ -109,7 +110,9 @@ class VideoDataModule(L.LightningDataModule):
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
         self.skip_tracker = SkipTracker(max_skip_fraction, self._skip_context)
         self._report_dir: Optional[Path] = None
-        self.root, self.train_csv, self.val_csv = root, train_csv, val_csv
+        # relative paths resolve against $VTREP_DATA (else the current directory); checked when read
+        self._given_paths = {"root": root, "train_csv": train_csv, "val_csv": val_csv}
+        self.root, self.train_csv, self.val_csv = map(resolve_data_path, (root, train_csv, val_csv))
         self.num_frames, self.sampling_rate, self.num_workers = num_frames, sampling_rate, num_workers
         self.val_fraction, self.split_seed, self.backend = val_fraction, split_seed, backend
         self._batch_size = batch_size
@@ -160,6 +163,9 @@ class VideoDataModule(L.LightningDataModule):
         return self._index
 
     def _build_index(self) -> tuple[Samples, Samples, list[str]]:
+        for name, given in self._given_paths.items():
+            if given is not None:
+                require_data_path(given, name)
         if self.root is not None:
             return _index_folder(self.root, self.val_fraction, self.split_seed)
         train = read_video_csv(self.train_csv)
@@ -258,8 +264,8 @@ def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optio
     if val_csv is not None and train_csv is None:
         raise ValueError(f"val_csv={val_csv!r} needs train_csv; with root the split comes from folders")
     for name, path in (("train_csv", train_csv), ("val_csv", val_csv)):
-        if path is not None and not Path(path).expanduser().is_file():
-            raise FileNotFoundError(f"{name}={path!r} does not exist")
+        if path is not None and not Path(require_data_path(path, name)).is_file():
+            raise FileNotFoundError(f"{name}={path!r} is not a file")
 
 
 def _index_folder(root: str, val_fraction: float, split_seed: int) -> tuple[Samples, Samples, list[str]]:

@@ -28,7 +28,7 @@ def vtrep(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_every_command_is_listed():
-    assert {"fit", "validate", "test", "predict", "probe", "extract", "import-videomae"} <= set(ALL_COMMANDS)
+    assert {"fit", "validate", "test", "predict", "probe", "extract", "import-videomae", "benchmark"} <= set(ALL_COMMANDS)
     for args in (["--help"], []):
         result = vtrep(*args)
         assert result.returncode == 0, result.stderr

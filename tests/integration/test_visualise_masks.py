@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vtrep.io.config_files import read_fit_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,7 +24,7 @@ def test_visualise_adamae_run_config(tmp_path, monkeypatch):
     from PIL import Image
 
     monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
-    config = yaml.safe_load((ROOT / "configs/experiment/adamae_quickstart.yaml").read_text())
+    config = read_fit_config(ROOT / "configs/experiment/adamae_quickstart.yaml")  # pieces inlined
     config["data"]["init_args"].update(num_per_class=2, num_workers=0, batch_size=4)
     run_config = tmp_path / "config.yaml"
     run_config.write_text(yaml.safe_dump(config))

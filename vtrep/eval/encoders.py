@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from torch import nn
 
-from vtrep.io.lightning_checkpoint import lightning_state_dict
-from vtrep.io.torch_files import load_matching_state
 from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
+from vtrep.io.config_files import read_fit_config
+from vtrep.io.lightning_checkpoint import lightning_state_dict
 from vtrep.io.pretrained import from_pretrained, read_config
+from vtrep.io.torch_files import load_matching_state
 
 
 def load_task(config: str, ckpt_path: str | None = None):
     """The task and datamodule of a ``vtrep fit`` config, with weights from a Lightning checkpoint."""
-    if not Path(config).is_file():
-        raise FileNotFoundError(f"config={config!r} does not exist")
-    settings = yaml.safe_load(Path(config).read_text())
-    if not isinstance(settings, dict) or "model" not in settings:
+    settings = read_fit_config(config)  # piece files inlined, nothing imported yet
+    if "model" not in settings:
         raise ValueError(f"{config} is not a vtrep fit config (no `model`)")
     _check_class_paths(settings, where=config)
     model, datamodule = _build_model_and_data(settings.get("model"), settings.get("data"))
