@@ -133,11 +133,13 @@ def unknown_key_message(message: str, parser: argparse.ArgumentParser, argv: lis
     """A short message for a misspelt key, or ``None`` when ``message`` is some other error."""
     key = None
     accepted: list[str] = []
+    class_keys: list[str] = []
     if m := _CLASS_OPTION.search(message):
         outer = _PARSER_KEY.search(message)
         prefix = f"{outer.group(1)}.init_args." if outer else ""
         key = prefix + m.group(2)
-        accepted = [prefix + k for k in _class_keys(m.group(1))]
+        class_keys = _class_keys(m.group(1))
+        accepted = [prefix + k for k in class_keys]
     elif m := _GROUP_OPTION.search(message):
         key = f"{m.group(1)}.{m.group(2)}"
         accepted = _parser_keys(parser)
@@ -152,8 +154,15 @@ def unknown_key_message(message: str, parser: argparse.ArgumentParser, argv: lis
     prog = parser.prog.replace(" [options]", "")
     source = None if _from_command_line(key, argv) else _file_with_key(key.rsplit(".", 1)[-1], argv)
     where = f" in config file {source}" if source else ""
+    leaf = key.rsplit(".", 1)[-1]
+    in_files = _config_keys(argv)
+    spelt = [k for k in in_files if k.rsplit(".", 1)[-1] == leaf]  # the misspelt key as the file nests it
+    if source and spelt:
+        key = spelt[0]  # jsonargparse's message drops the nesting above the class that refused it
+        nesting = key.rsplit(".", 1)[0] + "."
+        accepted = [nesting + k for k in class_keys] or accepted
     lines = [f"{prog}: error: unknown config key '{key}'{where}"]
-    close = _suggest(key, accepted + _config_keys(argv))
+    close = _suggest(key, accepted + [k for k in in_files if k.rsplit(".", 1)[-1] != leaf])
     if close:
         lines.append("did you mean: " + ", ".join(f"'{c}'" for c in close) + "?")
     lines.append(f"see `{prog} --help` for the accepted keys (VTREP_DEBUG=1 shows the full error)")

@@ -79,6 +79,15 @@ def test_misspelt_key_in_a_config_file(tmp_path):
     assert str(bad) in result.stderr
 
 
+def test_misspelt_nested_key_in_a_config_file_is_named_with_its_nesting(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  init_args:\n    masking:\n      init_args: {mask_ratoi: 0.5}\n")
+    result = vtrep("fit", "--config", QUICKSTART, "--config", str(bad), "--print_config")
+    lines = check_short_error(result, "'model.init_args.masking.init_args.mask_ratoi'",
+                              "'model.init_args.masking.init_args.mask_ratio'")
+    assert "mask_ratoi" not in lines[1]  # the misspelt key does not suggest itself
+
+
 def test_option_is_not_abbreviated():
     result = vtrep("fit", "--config", QUICKSTART, "--trainer.max_step", "5", "--print_config")
     check_short_error(result, "trainer.max_step", "trainer.max_steps")
