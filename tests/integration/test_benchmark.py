@@ -115,3 +115,22 @@ def test_budget_follows_ts2vec(tmp_path):
     (big / "Big_TEST.tsv").write_text(rows)
     assert ts2vec_budget(str(tmp_path), "Big")[:2] == ["--trainer.max_steps", "600"]  # 120 000 values
     assert np.isclose(int(ts2vec_budget(str(tmp_path), "Small")[-1]), 8)
+
+
+def test_an_unknown_dataset_is_named_with_the_ones_there(tmp_path):
+    write_ucr_set(tmp_path, "GenA", 0)
+    with pytest.raises(FileNotFoundError, match=r"datasets \['Missing'\] are not under .*; available: GenA"):
+        benchmark_ucr(str(tmp_path), str(tmp_path / "out"), datasets=["Missing"], progress=False)
+    assert not (tmp_path / "out").exists()  # nothing is written before the suite can run
+
+
+@pytest.mark.slow
+def test_real_sets_match_published_ts2vec(shared_dir, tmp_path):
+    root = shared_dir / "data/UCRArchive_2018"
+    if not root.is_dir():
+        pytest.skip(f"real-data test: {root} is absent")
+    results = benchmark_ucr(str(root), str(tmp_path / "out"), datasets=["Coffee", "GunPoint"], seeds=[0],
+                            progress=False)
+    published = {"Coffee": 1.0, "GunPoint": 0.987}
+    for result in results:
+        assert result["accuracy"] >= published[result["dataset"]] - 0.05, result

@@ -1,4 +1,4 @@
-"""The UCR and ETTh1 benchmark scripts: end to end on generated files (default suite) and on the real data (slow)."""
+"""The ETTh1 benchmark script: end to end on a generated file (default suite) and on the real data (slow)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.series.generated import generate_series_classification
-
 BENCH = Path(__file__).resolve().parents[2] / "tools/bench"
 
 
@@ -22,39 +20,6 @@ def load_script(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def write_ucr(root: Path, name: str, seed: int) -> None:
-    folder = root / name
-    folder.mkdir(parents=True)
-    for split, offset in (("TRAIN", 0), ("TEST", 1)):
-        x, y = generate_series_classification(6, 40, seed=seed + offset)
-        rows = ["\t".join([str(label + 1)] + [f"{v:.5f}" for v in series[0]]) for series, label in zip(x, y)]
-        (folder / f"{name}_{split}.tsv").write_text("\n".join(rows) + "\n")
-
-
-@pytest.mark.parametrize("method", ["ts2vec", "mae"])
-def test_ucr_benchmark_prints_one_table_with_means(method, tmp_path, capsys):
-    for seed, name in enumerate(["WavesA", "WavesB"]):
-        write_ucr(tmp_path / "archive", name, 10 * seed)
-    reference = tmp_path / "reference.csv"
-    reference.write_text("dataset,ts2vec,tloss,dtw_1nn\nWavesA,0.9,0.8,0.7\nWavesB,0.5,0.6,0.4\n")
-    rows = load_script("ucr_benchmark").benchmark(str(tmp_path / "archive"), str(reference), method=method, steps=3,
-                                                  d_model=8, depth=1, output=str(tmp_path / "rows.json"))
-    out = capsys.readouterr().out
-    assert set(rows) == {"WavesA", "WavesB"} and all(0 <= r["vtrep"] <= 1 for r in rows.values())
-    mean = (rows["WavesA"]["vtrep"] + rows["WavesB"]["vtrep"]) / 2
-    assert f"| **mean** | {mean:.3f} | 0.700 | 0.700 | 0.550 |" in out
-    assert (tmp_path / "rows.json").is_file()
-
-
-def test_ucr_benchmark_names_an_unknown_dataset(tmp_path):
-    write_ucr(tmp_path / "archive", "WavesA", 0)
-    reference = tmp_path / "reference.csv"
-    reference.write_text("dataset,ts2vec,tloss,dtw_1nn\n")
-    with pytest.raises(Exception, match="Missing"):
-        load_script("ucr_benchmark").benchmark(str(tmp_path / "archive"), str(reference), datasets=["Missing"],
-                                               steps=1)
 
 
 def write_hourly_csv(path: Path, rows: int = 2000) -> Path:
@@ -85,17 +50,6 @@ def test_etth1_script_on_a_generated_hourly_file(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"24_probe", "24_finetune_0.001", "24_finetune_0.0001"}
     with pytest.raises(ValueError, match="modes must be among"):
         load_script("etth1_forecast").run(str(csv), modes=["zero-shot"])
-
-
-@pytest.mark.slow
-def test_ucr_benchmark_on_real_sets_matches_published_ts2vec(shared_dir):
-    root = shared_dir / "data/UCRArchive_2018"
-    if not root.is_dir():
-        pytest.skip(f"real-data test: {root} is absent")
-    rows = load_script("ucr_benchmark").benchmark(str(root), str(shared_dir / "reference/ucr_dev_reference.csv"),
-                                                  datasets=["Coffee", "GunPoint"], threads=2)
-    for name, row in rows.items():  # published 1.000 and 0.987
-        assert row["vtrep"] >= row["ts2vec"] - 0.05, name
 
 
 @pytest.mark.slow
