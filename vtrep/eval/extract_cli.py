@@ -12,6 +12,7 @@ import torch
 from datamodules.features.shards import FeatureShardWriter
 from vtrep.checks import positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.extract import (
     POOLED_META,
     SERIES_META,
@@ -49,6 +50,8 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     positive_int("shard_rows", shard_rows)
     module, revin = load_encoder(encoder, fit_config)
     kind = encoder_kind(module)
+    if kind == "video":
+        data = with_encoder_geometry(module, data)
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
     writer = FeatureShardWriter(output, names, shard_rows, DTYPES[dtype])
     loader = split_loader(data, split, batch_size)

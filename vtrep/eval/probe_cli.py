@@ -18,6 +18,7 @@ import torch
 
 from vtrep.checks import positive, positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.series_probe import probe_series, random_copy
 from vtrep.io.atomic_write import atomic_write
 
@@ -47,7 +48,7 @@ def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataMod
                  options: dict) -> dict:
     torch.manual_seed(seed)
     if encoder_kind(encoder) == "video":
-        return probe_video(encoder, data, protocol, seed, **options)
+        return probe_video(encoder, with_encoder_geometry(encoder, data), protocol, seed, **options)
     if protocol == "attentive":
         raise ValueError("protocol='attentive' probes clip tokens; for series use svm, logistic, knn or linear")
     return probe_series(encoder, data, protocol, revin=revin, seed=seed, **options)
