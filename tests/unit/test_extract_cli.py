@@ -153,3 +153,25 @@ def test_extracted_default_data_feeds_the_sae_datamodule_and_the_linear_probe(tm
     assert val_meta[:, 1].tolist() == [int(items[i][1]) for i in range(len(items))]
     result = fit_linear_probe(train_x, train_meta[:, 1], val_x, val_meta[:, 1], 4, epochs=5)
     assert (result.num_train, result.num_eval) == (len(train_x), len(val_x))
+
+
+def test_a_failed_extraction_leaves_no_feature_folder_behind(tmp_path, video_encoder, monkeypatch):
+    import vtrep.eval.extract_cli as extract_cli
+
+    _, encoder_dir = video_encoder
+    real = extract_cli.extract_video_tokens
+
+    def fails_after_writing(module, loader, writer, device):
+        real(module, loader, writer, device)
+        writer._flush(writer.pending_rows)  # a shard is on disk when the failure comes
+        raise RuntimeError("decoder died")
+
+    monkeypatch.setattr(extract_cli, "extract_video_tokens", fails_after_writing)
+    out = tmp_path / "features"
+    with pytest.raises(RuntimeError, match="decoder died"):
+        extract_cli.extract_cli(video_args(tmp_path, encoder_dir, out)[1:])
+    assert not out.exists()
+    assert not list(tmp_path.glob(".features.partial-*"))
+    monkeypatch.setattr(extract_cli, "extract_video_tokens", real)
+    main(video_args(tmp_path, encoder_dir, out))  # the same command then succeeds
+    assert read_index(out)["shards"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -52,8 +54,32 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     kind = encoder_kind(module)
     if kind == "video":
         data = with_encoder_geometry(module, data)
+    final = Path(output)
+    if final.exists() and any(final.iterdir()):
+        raise FileExistsError(f"{final} already holds features or other files; extract into a new folder")
+    # written beside the output and renamed into place at the end: a failed or killed extraction leaves
+    # no half-written feature folder under the name a later step would read
+    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+    try:
+        count, writer, seconds = _write_features(module, revin, kind, data, staging, split, features, encoder,
+                                                 batch_size, shard_rows, dtype, device)
+        if final.exists():
+            final.rmdir()  # the empty folder a user may have made for it
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    rows = sum(shard["rows"] for shard in writer.shards)
+    what = "pooled rows" if features == "pooled" else "tokens"
+    print(f"wrote {rows} {what} of width {writer.width} from {count} {kind} items to {final} "
+          f"({len(writer.shards)} shards, {seconds:.1f} s)")
+    return final
+
+
+def _write_features(module, revin, kind, data, out: Path, split, features, encoder, batch_size, shard_rows, dtype,
+                    device) -> tuple[int, FeatureShardWriter, float]:
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
-    writer = FeatureShardWriter(output, names, shard_rows, DTYPES[dtype])
+    writer = FeatureShardWriter(out, names, shard_rows, DTYPES[dtype])
     loader = split_loader(data, split, batch_size)
     items = len(loader.dataset)
     start = time.perf_counter()
@@ -68,13 +94,9 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
         raise RuntimeError(f"encoded {count} items but the split has {items}; the loader must not drop or repeat items")
     geometry = {} if kind == "video" else {"patch_length": getattr(module, "patch_length", None),
                                            "stride": getattr(module, "stride", None)}
-    write_source(output, kind, encoder, data, split, items=count, revin=revin, features=features, **geometry)
-    root = writer.close()
-    rows = sum(shard["rows"] for shard in writer.shards)
-    what = "pooled rows" if features == "pooled" else "tokens"
-    print(f"wrote {rows} {what} of width {writer.width} from {count} {kind} items to {root} "
-          f"({len(writer.shards)} shards, {time.perf_counter() - start:.1f} s)")
-    return root
+    write_source(out, kind, encoder, data, split, items=count, revin=revin, features=features, **geometry)
+    writer.close()
+    return count, writer, time.perf_counter() - start
 
 
 def extract_cli(args: list[str] | None = None) -> Path:
