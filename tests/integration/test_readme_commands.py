@@ -29,7 +29,9 @@ GENERATED_VIDEO = ("quickstart", "adamae_quickstart", "dual_masking_quickstart",
 # commands that cannot run here, and why
 SKIPS = {"import-videomae": "needs a downloaded transformers / original VideoMAE checkpoint (none is shipped; "
                             "tests/unit cover the conversion)",
-         "runs/imported": "probes the output of import-videomae, which needs a downloaded checkpoint"}
+         "runs/imported": "probes the output of import-videomae, which needs a downloaded checkpoint",
+         "vtrep benchmark": "a suite of real fits (minutes); tests/integration/test_benchmark.py runs the runner "
+                            "on generated sets and, marked slow, on real UCR sets"}
 # which run a placeholder stands for, by a word of the command
 ENCODER_FOR = {"fight_surv": "runs/fight_surv_pretrain/version_0/encoder",
                "": "runs/dual_masking_quickstart/version_0/encoder"}
