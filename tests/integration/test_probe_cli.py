@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from vtrep.backbones import create_video_vit
 from vtrep.cli import main
@@ -64,3 +65,24 @@ def test_attentive_and_knn_protocols_on_generated_clips(tmp_path, monkeypatch):
         assert result["protocol"] == protocol and 0.0 <= result["accuracy"] <= 1.0
         assert (result["num_train"], result["num_test"]) == (8, 8)
     assert "lr" in json.loads((tmp_path / "attentive.json").read_text())["pretrained"]
+
+
+def test_k_fold_probe_uses_every_clip_once_as_test(tmp_path, monkeypatch, capsys):
+    from vtrep.eval.video_probe import stratified_folds
+
+    monkeypatch.setenv("VTREP_CACHE", str(tmp_path / "cache"))
+    save_pretrained(create_video_vit("micro", img_size=32, num_frames=8, depth=1), tmp_path / "encoder")
+    main(["probe", "--encoder", str(tmp_path / "encoder"), "--data", "datamodules.SyntheticVideoDataModule",
+          "--data.init_args.num_per_class", "5", "--protocol", "knn", "--folds", "5", "--compare_random", "false",
+          "--output", str(tmp_path / "folds.json")])
+    result = json.loads((tmp_path / "folds.json").read_text())["pretrained"]
+    assert result["folds"] == 5 and len(result["fold_accuracies"]) == 5 and result["num_train"] == 20
+    assert abs(result["accuracy"] - sum(result["fold_accuracies"]) / 5) < 1e-9
+    assert "5-fold over 20 items" in capsys.readouterr().out
+    labels = torch.arange(4).repeat_interleave(5)
+    folds = stratified_folds(labels, 5, seed=0)
+    for fold in range(5):  # every fold holds one clip of each class
+        assert sorted(labels[torch.from_numpy(folds == fold)].tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="folds=5 needs at least 5 clips of every class; the smallest class has 3"):
+        main(["probe", "--encoder", str(tmp_path / "encoder"), "--data", "datamodules.SyntheticVideoDataModule",
+              "--data.init_args.num_per_class", "3", "--folds", "5", "--compare_random", "false"])

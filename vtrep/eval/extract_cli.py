@@ -14,7 +14,6 @@ import torch
 from datamodules.features.shards import FeatureShardWriter
 from vtrep.checks import positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
-from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.extract import (
     POOLED_META,
     SERIES_META,
@@ -24,6 +23,7 @@ from vtrep.eval.extract import (
     extract_video_tokens,
 )
 from vtrep.eval.feature_source import split_loader, write_source
+from vtrep.eval.geometry import with_encoder_geometry
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -20,43 +20,27 @@ from vtrep.checks import positive, positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder
 from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.series_probe import probe_series, random_copy
+from vtrep.eval.video_probe import probe_video
 from vtrep.io.atomic_write import atomic_write
 
 Protocol = Literal["linear", "svm", "logistic", "knn", "attentive"]
 
 
-def probe_video(encoder: torch.nn.Module, data: L.LightningDataModule, protocol: str, seed: int, **options) -> dict:
-    """Accuracy of ``protocol`` on pooled (or, for ``attentive``, token) features of ``data``'s train / val clips."""
-    from vtrep.eval.pooled_protocols import classify_pooled
-    from vtrep.probes.linear_probe import extract_features
-
-    if not hasattr(data, "feature_dataloader"):
-        raise ValueError(f"{type(data).__name__} has no feature_dataloader: a video probe needs a video datamodule")
-    data.prepare_data()
-    data.setup("fit")
-    if protocol == "attentive":
-        from vtrep.eval.token_probe import probe_tokens
-
-        return probe_tokens(encoder, data, seed, **options)
-    train_x, train_y = extract_features(encoder, data.feature_dataloader("train"))
-    eval_x, eval_y = extract_features(encoder, data.feature_dataloader("val"))
-    result = classify_pooled(train_x, train_y, eval_x, eval_y, protocol, int(data.num_classes), seed, **options)
-    return {**result, "num_train": len(train_x), "num_test": len(eval_x)}
-
-
 def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataModule, protocol: str, seed: int,
-                 options: dict) -> dict:
+                 options: dict, folds: int | None = None) -> dict:
     torch.manual_seed(seed)
     if encoder_kind(encoder) == "video":
-        return probe_video(encoder, with_encoder_geometry(encoder, data), protocol, seed, **options)
+        return probe_video(encoder, with_encoder_geometry(encoder, data), protocol, seed, folds, **options)
+    if folds is not None:
+        raise ValueError("folds is for video folders; a series set is probed on its own train / test split")
     if protocol == "attentive":
         raise ValueError("protocol='attentive' probes clip tokens; for series use svm, logistic, knn or linear")
     return probe_series(encoder, data, protocol, revin=revin, seed=seed, **options)
 
 
 def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None = None, fit_config: str | None = None,
-          compare_random: bool = True, epochs: int = 100, base_lr: float = 0.1, probe_batch_size: int = 64,
-          seed: int = 0, output: str | None = None) -> dict:
+          compare_random: bool = True, folds: int | None = None, epochs: int = 100, base_lr: float = 0.1,
+          probe_batch_size: int = 64, seed: int = 0, output: str | None = None) -> dict:
     """Accuracy of a frozen encoder under a probing protocol, and of the same encoder at random init.
 
     Args:
@@ -67,24 +51,29 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
             encoders and ``svm`` (TS2Vec's protocol) for series encoders.
         fit_config: the ``config.yaml`` of the fit whose checkpoint ``encoder`` names.
         compare_random: also probe the same architecture at random initialisation.
+        folds: video only: k-fold cross-validation over all the datamodule's clips (train and val pooled;
+            stratified folds; mean ± std of the fold accuracies) instead of its one train / val split.
         epochs: training epochs of the linear probe (MAE's protocol) over cached features.
         base_lr: linear-probe learning rate per 256 samples.
         probe_batch_size: linear-probe batch size.
         seed: seed of the probe (and of the random-init encoder).
         output: optional JSON file for the results (written atomically).
     """
+    if folds is not None:
+        positive_int("folds", folds)
     positive_int("epochs", epochs)
     positive("base_lr", base_lr)
     positive_int("probe_batch_size", probe_batch_size)
     module, revin = load_encoder(encoder, fit_config)
     protocol = protocol or ("linear" if encoder_kind(module) == "video" else "svm")
     options = dict(epochs=epochs, base_lr=base_lr, batch_size=probe_batch_size) if protocol == "linear" else {}
-    results = {"pretrained": probe_module(module, revin, data, protocol, seed, options)}
+    results = {"pretrained": probe_module(module, revin, data, protocol, seed, options, folds)}
     if compare_random:
-        results["random_init"] = probe_module(random_copy(module, seed), revin, data, protocol, seed, options)
+        results["random_init"] = probe_module(random_copy(module, seed), revin, data, protocol, seed, options, folds)
     for name, res in results.items():
-        print(f"{protocol} probe accuracy [{name:>11}]: {100 * res['accuracy']:.1f}%  "
-              f"({res['num_train']} train / {res['num_test']} test items)")
+        where = (f"± {100 * res['accuracy_std']:.1f}, {folds}-fold over {res['num_train']} items" if folds else
+                 f"({res['num_train']} train / {res['num_test']} test items)")
+        print(f"{protocol} probe accuracy [{name:>11}]: {100 * res['accuracy']:.1f}% {where}")
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(Path(output), lambda p: p.write_text(json.dumps(results, indent=2)))

@@ -34,14 +34,13 @@ def probe_heads(dim: int, preferred: int = 16) -> int:
     return next(h for h in range(min(preferred, dim), 0, -1) if dim % h == 0)
 
 
-def probe_tokens(encoder: nn.Module, data, seed: int = 0, **options) -> dict:
-    """Attentive-probe accuracy on ``data``'s val clips; ``options`` go to ``fit_attentive_probe``."""
+def fit_tokens(train_t: torch.Tensor, train_y: torch.Tensor, eval_t: torch.Tensor, eval_y: torch.Tensor,
+               num_classes: int, seed: int = 0, **options) -> dict:
+    """Attentive-probe accuracy on ``eval_t (n, N, D)``; ``options`` go to ``fit_attentive_probe``."""
     from vtrep.probes.attentive_probe import fit_attentive_probe
 
-    train_t, train_y = clip_tokens(encoder, data.feature_dataloader("train"))
-    eval_t, eval_y = clip_tokens(encoder, data.feature_dataloader("val"))
     options.setdefault("num_heads", probe_heads(train_t.shape[-1]))
-    res = fit_attentive_probe(train_t, train_y, eval_t, eval_y, int(data.num_classes), seed=seed, **options)
+    res = fit_attentive_probe(train_t, train_y, eval_t, eval_y, num_classes, seed=seed, **options)
     return {"protocol": "attentive", "accuracy": res.top1, "train_accuracy": res.train_top1, "lr": res.lr,
             "weight_decay": res.weight_decay, "num_train": len(train_t), "num_test": len(eval_t),
             "num_holdout": res.num_holdout}
