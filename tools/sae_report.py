@@ -85,8 +85,8 @@ def _views(s, column: int, acts, items, source: dict, names):
         data = items[item][0]
         data = denormalise(data.float(), args.get("mean"), args.get("std")) if video else data.float()
         noun = "clip" if video else "series"
-        views.append(ItemView(item, f"{noun} {item}\n{label_text(label, names)}\nmax {value:.2f}", data,
-                              acts[item].grid(column)))
+        caption = f"{noun} {item}: {items.name(item)}\n{label_text(label, names)}\nmax {value:.2f}"
+        views.append(ItemView(item, caption, data, acts[item].grid(column)))
     return views
 
 
@@ -124,6 +124,11 @@ def _check_counts(**counts: int) -> None:
     for name, value in counts.items():
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _numbers(header: dict, selection: str, span, stats, item_names: dict[int, str]) -> dict:
+    return {"header": header, "selection": selection, "span": asdict(span), "latents": [asdict(s) for s in stats],
+            "item_names": {str(i): name for i, name in item_names.items()}}
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -184,10 +189,10 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     summary = _draw(out, stats, files, acc, acts, items, source, span, max_frames,
                     None if latents is not None else max_token_rate, names)
     header = _header(sae, model, features, source, acc, span)
-    _write_json(out / "concepts.json", {"header": header, "selection": selection, "span": asdict(span),
-                                        "latents": [asdict(s) for s in stats]})
+    item_names = {i: items.name(i) for i in wanted}  # what users look up: a clip's file, a series' split row
+    _write_json(out / "concepts.json", _numbers(header, selection, span, stats, item_names))
     noun = "clip" if source["kind"] == "video" else "series"
-    page = report_page(header, selection, stats, files, summary, span, noun, names)
+    page = report_page(header, selection, stats, files, summary, span, noun, names, item_names)
     path = write_report_page(out, page)
     print(f"wrote {path} ({len(stats)} latents, {sum(len(f) for f in files.values()) + 1} PNGs)")
     return path

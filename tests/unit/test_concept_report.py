@@ -228,6 +228,11 @@ def test_video_report_from_the_command_line_and_an_existing_report_is_refused(vi
     latents = check_report(out, "frames")
     assert len(latents) == 2
     numbers = json.loads((out / "concepts.json").read_text())
+    page = (out / "report.html").read_text()
+    for s in numbers["latents"]:  # each top clip is named by its <class>/<file>, in the page too
+        for item, _, _ in s["top_items"]:
+            name = numbers["item_names"][str(item)]
+            assert name.endswith(".mp4") and len(Path(name).parts) == 2 and name in page
     for s in numbers["latents"]:
         latent, rows = s["latent"], len(s["top_items"])
         width, height = frame_grid_inches(rows, 3)  # 4-frame clips: 3 evenly spaced frames per row

@@ -101,6 +101,16 @@ class SourceItems:
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def name(self, index: int) -> str:
+        """What a user recognises item ``index`` by: its file for clips, else its split and row."""
+        samples = getattr(self.dataset, "samples", None)
+        if samples is not None:
+            path = Path(samples[index][0])
+            return str(Path(path.parent.name) / path.name)  # <class folder>/<file>, unique in a folder dataset
+        name = self.source.get("data", {}).get("init_args", {}).get("name")
+        split = self.source["split"]
+        return f"{name} {split} row {index + 1}" if name else f"{split} item {index}"
+
     def __getitem__(self, index: int):
         if not 0 <= index < len(self.dataset):
             raise IndexError(f"item {index} is outside the {len(self.dataset)} items of split "

@@ -65,12 +65,14 @@ def latents_table(stats: list[LatentStats], span: Span) -> str:
     return _table(head, [_stats_row(s, span.unit) for s in stats])
 
 
-def latent_section(s: LatentStats, figures: list[str], item_noun: str, names: list[str] | None, span: Span) -> str:
-    """One latent: its numbers, its figures (relative links) and its top items."""
+def latent_section(s: LatentStats, figures: list[str], item_noun: str, names: list[str] | None, span: Span,
+                   item_names: dict[int, str] | None = None) -> str:
+    """One latent: its numbers, its figures (relative links) and its top items (with their files)."""
     where = " ".join(f"{w:.2f}" for w in s.where)
     plural = item_noun if item_noun.endswith("s") else f"{item_noun}s"
-    items = _table(["rank", item_noun, "label", "max activation"],
-                   [[str(r + 1), str(i), escape(label_text(lab, names)), f"{v:.3f}"]
+    item_names = item_names or {}
+    items = _table(["rank", item_noun, "file", "label", "max activation"],
+                   [[str(r + 1), str(i), escape(item_names.get(i, "")), escape(label_text(lab, names)), f"{v:.3f}"]
                     for r, (i, lab, v) in enumerate(s.top_items)], text_columns=0)
     images = "".join(f"<p><img src='{escape(name)}' alt='latent {s.latent}: {escape(name)}'></p>" for name in figures)
     return (f"<section id='latent-{s.latent}'><h2>Latent {s.latent}</h2>"
@@ -82,12 +84,14 @@ def latent_section(s: LatentStats, figures: list[str], item_noun: str, names: li
 
 
 def report_page(header: dict[str, str], selection: str, stats: list[LatentStats], figures: dict[int, list[str]],
-                summary: str | None, span: Span, item_noun: str, names: list[str] | None) -> str:
+                summary: str | None, span: Span, item_noun: str, names: list[str] | None,
+                item_names: dict[int, str] | None = None) -> str:
     """The whole page as a string; ``figures`` maps each latent to its PNG names (relative to the page)."""
     head = _table(None, [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in header.items()], text_columns=2)
     defs = "".join(f"<dt>{escape(t)}</dt><dd>{escape(d.format(unit=span.unit))}</dd>" for t, d in DEFINITIONS)
     summary_html = f"<p><img src='{escape(summary)}' alt='summary of the reported latents'></p>" if summary else ""
-    sections = "".join(latent_section(s, figures.get(s.latent, []), item_noun, names, span) for s in stats)
+    sections = "".join(latent_section(s, figures.get(s.latent, []), item_noun, names, span, item_names)
+                       for s in stats)
     latents = ", ".join(str(s.latent) for s in stats)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>SAE concept report</title>"
             f"<style>{STYLE}</style></head><body><h1>SAE concept report</h1>{head}"
