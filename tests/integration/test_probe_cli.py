@@ -58,13 +58,15 @@ def test_attentive_and_knn_protocols_on_generated_clips(tmp_path, monkeypatch):
     data = ["--data", "datamodules.SyntheticVideoDataModule", "--data.init_args.num_per_class", "4",
             "--data.init_args.num_frames", "8", "--data.init_args.size", "32", "--data.init_args.img_size", "32",
             "--data.init_args.val_fraction", "0.5", "--compare_random", "false"]
-    for protocol in ("attentive", "knn"):
+    for protocol, options in (("attentive", "{lrs: [1e-3], weight_decays: [0.01], self_attention_blocks: 1}"),
+                              ("knn", "{k: 3}")):
         main(["probe", "--encoder", str(tmp_path / "encoder"), *data, "--protocol", protocol,
-              "--output", str(tmp_path / f"{protocol}.json")])
+              "--protocol_options", options, "--output", str(tmp_path / f"{protocol}.json")])
         result = json.loads((tmp_path / f"{protocol}.json").read_text())["pretrained"]
         assert result["protocol"] == protocol and 0.0 <= result["accuracy"] <= 1.0
         assert (result["num_train"], result["num_test"]) == (8, 8)
-    assert "lr" in json.loads((tmp_path / "attentive.json").read_text())["pretrained"]
+    attentive = json.loads((tmp_path / "attentive.json").read_text())["pretrained"]
+    assert (attentive["lr"], attentive["weight_decay"], attentive["num_holdout"]) == (1e-3, 0.01, 0)  # as asked
 
 
 def test_k_fold_probe_uses_every_clip_once_as_test(tmp_path, monkeypatch, capsys):

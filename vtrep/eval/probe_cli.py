@@ -40,7 +40,8 @@ def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataMod
 
 def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None = None, fit_config: str | None = None,
           compare_random: bool = True, folds: int | None = None, epochs: int = 100, base_lr: float = 0.1,
-          probe_batch_size: int = 64, seed: int = 0, output: str | None = None) -> dict:
+          probe_batch_size: int = 64, protocol_options: dict | None = None, seed: int = 0,
+          output: str | None = None) -> dict:
     """Accuracy of a frozen encoder under a probing protocol, and of the same encoder at random init.
 
     Args:
@@ -56,6 +57,9 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
         epochs: training epochs of the linear probe (MAE's protocol) over cached features.
         base_lr: linear-probe learning rate per 256 samples.
         probe_batch_size: linear-probe batch size.
+        protocol_options: further settings of the protocol, e.g. for ``attentive``
+            ``{lrs: [1e-3], weight_decays: [0.01], self_attention_blocks: 1}`` (one probe, one block: a CPU-sized
+            run; the default is V-JEPA 2's 20-probe grid over 3 + 1 blocks), for ``knn`` ``{k: 20}``.
         seed: seed of the probe (and of the random-init encoder).
         output: optional JSON file for the results (written atomically).
     """
@@ -67,6 +71,7 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
     module, revin = load_encoder(encoder, fit_config)
     protocol = protocol or ("linear" if encoder_kind(module) == "video" else "svm")
     options = dict(epochs=epochs, base_lr=base_lr, batch_size=probe_batch_size) if protocol == "linear" else {}
+    options.update(protocol_options or {})
     results = {"pretrained": probe_module(module, revin, data, protocol, seed, options, folds)}
     if compare_random:
         results["random_init"] = probe_module(random_copy(module, seed), revin, data, protocol, seed, options, folds)
