@@ -40,16 +40,21 @@ untimed steps each, ``rounds`` rounds time one step of every variant, the order 
 tokens/s and the ratios of vtrep's median to each other's. ``profile`` then runs ``torch.profiler``
 over ``profile_steps`` vtrep steps (phases labelled) and prints where the time goes.
 
-**Part 2 — planted dictionary.** The data, steps (3000), batch (1024), lr (1e-3), SAE size (512
-latents, ``k`` = 8) and batch sampling of ``tools/bench/sae_planted.py`` (its ``build``/``train``
-are reused for vtrep's ``topk``). SAELens's ``TopKTrainingSAE`` (defaults as above, scaling factor
-from the same 4096 samples vtrep's scale is fitted on) trains with ``SAETrainer.fit`` on the same
-batch sequence, with its default ``dead_feature_window`` (1000 steps) and with 50 steps (= vtrep's
-``dead_after = 50·batch`` tokens). Both are evaluated by the same code on the 10k held-out samples
+**Part 2 — planted dictionary.** vtrep's row is ``tools/bench/sae_planted.py``'s ``topk`` run: one
+``vtrep fit`` of ``vtrep.tasks.SAETask`` on ``datamodules.PlantedDataModule`` (3000 steps of 1024, lr
+1e-3, 512 latents, ``k`` = 8, ``dead_after`` = 50·batch tokens), evaluated from the SAE that fit exported;
+it is read back from the same output folder (``planted_output``, ``sae_planted.py``'s default) when that
+fit has already run, so both tools report the same vtrep fit. Its ``train_s`` is the whole fit process's
+wall time (start-up included). SAELens's ``TopKTrainingSAE`` (defaults as above) trains with its own
+``SAETrainer.fit`` on the fit's data (rebuilt from the fit's ``config.yaml``) and on the same batch
+sequence vtrep's fit sees (the datamodule's epoch shuffle: ``EpochShuffle(seed)``, ``set_epoch(e)`` per
+epoch, short last batch dropped), its scaling factor estimated on that sequence's first batch (the batch
+``SAETask`` fits vtrep's input scale on), with its default ``dead_feature_window`` (1000 steps) and with
+50 steps (= vtrep's ``dead_after``). Both are evaluated by the same code on the fit's 10k held-out rows
 (after SAELens folds its scaling factor in): recovery (mean over true atoms of the best cosine with a
-decoder row, :func:`vtrep.sae.dictionary_recovery`), L0, FVU, dead fraction (never fired on the
-held-out set), via :class:`vtrep.sae.SAEMetrics`. TopK's ``k`` fixes L0 ≤ 8, so FVU is at matched L0.
-Part 2 runs with ``planted_threads`` (default 1) threads for both libraries.
+decoder row, :func:`vtrep.sae.dictionary_recovery`), L0, FVU, dead fraction (never fired on the held-out
+set), via :class:`vtrep.sae.SAEMetrics`. TopK's ``k`` fixes L0 ≤ 8, so FVU is at matched L0. Part 2 runs
+SAELens with ``planted_threads`` (default 1) threads; the vtrep fit takes ``VTREP_NUM_THREADS``.
 """
 
 from __future__ import annotations
@@ -242,18 +247,29 @@ def _evaluate(encode, decode, decoder: torch.Tensor, test_x: torch.Tensor, atoms
     return {**metrics.compute(), "recovery": dictionary_recovery(decoder.detach(), atoms)}
 
 
-def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: list[int]) -> dict:
-    from datamodules.features.planted import planted_activations
+def _fit_batches(train_x: torch.Tensor, batch_size: int, seed: int):
+    """The batches a one-process ``vtrep fit`` of PlantedDataModule sees, in order (its epoch shuffle)."""
+    from datamodules.common.epoch_shuffle import EpochShuffle
 
+    sampler = EpochShuffle(train_x, seed=seed)
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield train_x[order[start:start + batch_size]]
+
+
+def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: list[int], output: str) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sae_planted
 
-    # the data and sizes of sae_planted.run (its defaults: d 64, 256 atoms, 8 active, 512 latents, Zipf 0.5)
+    from vtrep.benchmark.runner import Run, run_folder
+    from vtrep.eval.encoders import load_task
+
+    # the sizes of sae_planted.run's defaults: d 64, 256 atoms, 8 active, 512 latents, Zipf 0.5
     d, num_atoms, active, latents = 64, 256, 8, 512
-    x, atoms = planted_activations(60_000, d, num_atoms, active, zipf=0.5, seed=seed)
-    train_x, test_x = x[:50_000], x[50_000:]
     print(f"== planted: d={d}, {num_atoms} atoms, {active} active, {latents} latents, k={active}, "
-          f"{steps} steps × batch {batch_size}, Adam lr {lr}, {torch.get_num_threads()} threads", flush=True)
+          f"{steps} steps × batch {batch_size}, Adam lr {lr}, {torch.get_num_threads()} threads (SAELens)", flush=True)
     results = {}
 
     def report(name, row):
@@ -261,21 +277,21 @@ def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: lis
         print(f"{name:>30}: recovery {row['recovery']:.3f}, L0 {row['l0']:.1f}, FVU {row['fvu']:.3f}, "
               f"dead {100 * row['dead_fraction']:.1f}%, {row['train_s']:.0f} s", flush=True)
 
-    torch.manual_seed(seed)
-    sae = sae_planted.build("topk", d, latents, active, dead_after=50 * batch_size)
-    seconds = sae_planted.train(sae, train_x, steps, batch_size, lr, seed)
-    report("vtrep topk", {**_evaluate(sae.encode, sae.decode, sae.W_dec, test_x, atoms, latents),
-                          "train_s": seconds})
-
+    ours = sae_planted.run(["topk"], steps, batch_size, d, num_atoms, active, latents, lr, seed, output=output,
+                           summary=False)["topk"]
+    report("vtrep topk (vtrep fit)", {**{k: ours[k] for k in ("recovery", "l0", "fvu", "dead_fraction")},
+                                      "train_s": ours["fit_seconds"]})
     if _import_saelens() is None:
         print("planted: sae-lens is not installed (tools/setup_saelens.sh); SAELens rows skipped", flush=True)
         return results
+    fit_folder = run_folder(Path(output), Run(dataset="topk", seed=seed, fit_config="")) / "fit"
+    _, data = load_task(str(fit_folder / "config.yaml"))  # the data vtrep's fit trained and was evaluated on
+    train_x, test_x, atoms = data.train_set.x, data.val_set.x, data.atoms
     for window in dead_windows:
         theirs = _saelens_topk(d, latents, active, "cpu", seed=seed)
-        trainer = _saelens_trainer(theirs, batch_size, lr, steps * batch_size, window, "cpu", train_x[:4096])
-        generator = torch.Generator().manual_seed(seed)  # the batch sequence of sae_planted.train
-        trainer.data_provider = (train_x[torch.randint(0, len(train_x), (batch_size,), generator=generator)]
-                                 for _ in itertools.count())
+        first = next(_fit_batches(train_x, batch_size, seed))
+        trainer = _saelens_trainer(theirs, batch_size, lr, steps * batch_size, window, "cpu", first)
+        trainer.data_provider = _fit_batches(train_x, batch_size, seed)
         start = time.perf_counter()
         theirs = trainer.fit()  # folds the scaling factor in at the end: takes raw inputs
         seconds = time.perf_counter() - start
@@ -290,7 +306,8 @@ def run(part: Literal["both", "speed", "planted"] = "both", variants: list[str] 
         d: int = 768, expansion: int = 16, k: int = 32, batch_size: int = 4096, rounds: int = 8, warmup: int = 1,
         dead_fraction: float = 0.0, lr: float = 1e-4, threads: int = 2, device: str = "cpu", profile: bool = False,
         profile_steps: int = 2, planted_steps: int = 3000, planted_batch_size: int = 1024, planted_lr: float = 1e-3,
-        planted_threads: int = 1, dead_windows: list[int] = [1000, 50], seed: int = 0) -> dict:
+        planted_threads: int = 1, dead_windows: list[int] = [1000, 50], seed: int = 0,
+        planted_output: str = "runs/benchmark/sae_planted") -> dict:
     """Args:
         part: which part to run. variants: speed variants (of ``vtrep``, ``vtrep_dense``, ``saelens``,
             ``saelens_sparse``). d, expansion, k, batch_size: speed sizes (``K = expansion·d``).
@@ -301,7 +318,8 @@ def run(part: Literal["both", "speed", "planted"] = "both", variants: list[str] 
         profile_steps: steps profiled. planted_steps, planted_batch_size, planted_lr: part 2's training
             (those of ``sae_planted.py``). planted_threads: ``torch.set_num_threads`` for part 2 (its
             ops are tiny, d 64: on a loaded 2-core machine a second thread only adds waiting). dead_windows: SAELens ``dead_feature_window`` values (steps)
-            for part 2. seed: RNG seed.
+            for part 2. seed: RNG seed. planted_output: ``sae_planted.py``'s output folder, where
+            vtrep's fit for part 2 runs or is read back.
     """
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, sae-lens {getattr(_import_saelens(), '__version__', 'not installed')}",
@@ -312,7 +330,7 @@ def run(part: Literal["both", "speed", "planted"] = "both", variants: list[str] 
                              torch.device(device), seed, profile, profile_steps)
     if part in ("both", "planted"):
         torch.set_num_threads(planted_threads)
-        out["planted"] = planted(planted_steps, planted_batch_size, planted_lr, seed, dead_windows)
+        out["planted"] = planted(planted_steps, planted_batch_size, planted_lr, seed, dead_windows, planted_output)
     return out
 
 
