@@ -30,7 +30,7 @@ EXTRA_COMMANDS = {"probe": ("vtrep.eval.probe_cli", "probe_cli"),
 EXTRA_HELP = {"probe": "classify with a frozen encoder (linear, svm, logistic, knn, attentive), beside random init",
               "extract": "token features of a frozen encoder over one split, as shards",
               "import-videomae": "convert a transformers / original VideoMAE checkpoint to a vtrep encoder",
-              "benchmark": "a suite of vtrep fit + vtrep probe runs over datasets and seeds (ucr), resumable"}
+              "benchmark": "suites of vtrep fit + probe / test runs over datasets and seeds (ucr, ett, video), resumable"}
 
 
 def top_level_help() -> str:

@@ -1,4 +1,4 @@
-"""``vtrep benchmark <suite>``: one command per suite (``ucr`` today)."""
+"""``vtrep benchmark <suite>``: one command per suite (``ucr``, ``ett``, ``video``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from __future__ import annotations
 def benchmark_cli(args: list[str] | None = None):
     from jsonargparse import CLI
 
+    from vtrep.benchmark.ett import benchmark_ett
     from vtrep.benchmark.ucr import benchmark_ucr
+    from vtrep.benchmark.video import benchmark_video
 
-    return CLI({"ucr": benchmark_ucr}, args=args, as_positional=False)
+    return CLI({"ucr": benchmark_ucr, "ett": benchmark_ett, "video": benchmark_video}, args=args,
+               as_positional=False)

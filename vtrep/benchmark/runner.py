@@ -95,9 +95,12 @@ def run_fit(run: Run, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict]) -> dict:
-    """The finished result of ``run``: read back when it exists, else fitted, probed and saved."""
-    folder = run_folder(out, run)
+def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict], folder: Path | None = None) -> dict:
+    """The finished result of ``run``: read back when it exists, else fitted, probed and saved.
+
+    ``folder``: the run's folder when a suite has several per (dataset, seed) (default ``run_folder``).
+    """
+    folder = run_folder(out, run) if folder is None else folder
     result = finished_result(folder, run)
     if result is not None:
         return result
@@ -111,16 +114,17 @@ def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict]) -> dict:
     return result
 
 
-def write_results_csv(path: Path, results: list[dict]) -> None:
+def write_results_csv(path: Path, results: list[dict], columns: list[str] = RESULT_COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(results)
     atomic_write(path, lambda p: p.write_text(buffer.getvalue()))
 
 
-def run_suite(runs: list[Run], out: Path, probe: Callable[[Run, Path], dict], progress: bool = True) -> list[dict]:
-    """Every run in order (finished ones read back), ``results.csv`` rewritten after each."""
+def run_suite(runs: list[Run], out: Path, probe: Callable[[Run, Path], dict], progress: bool = True,
+              columns: list[str] = RESULT_COLUMNS) -> list[dict]:
+    """Every run in order (finished ones read back), ``results.csv`` (``columns``) rewritten after each."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -129,5 +133,5 @@ def run_suite(runs: list[Run], out: Path, probe: Callable[[Run, Path], dict], pr
     for run in bar:
         bar.set_postfix_str(f"{run.dataset} seed {run.seed}")
         results.append(run_one(run, out, probe))
-        write_results_csv(out / "results.csv", results)
+        write_results_csv(out / "results.csv", results, columns)
     return results

@@ -29,10 +29,11 @@ def sniff_format(path: Path) -> str:
         head = handle.read(16)
     if head[:4] == b"PK\x03\x04":
         return "torch-zip"
+    # safetensors before pickle: its little-endian header length may start with the byte 0x80 (a 4992-byte header)
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"  # 8-byte header length, then the JSON header
     if head[:1] == b"\x80":  # pickle protocol >= 2 opcode
         return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{":  # 8-byte header length, then the JSON header
-        return "safetensors"
     return "unknown"
 
 

@@ -48,6 +48,8 @@ class SeriesForecastTask(PretrainTask):
         encoder: a patch encoder (PatchTST transformer or PITS MLP).
         horizon: ``H``.
         encoder_checkpoint: pretrained encoder weights: an exported encoder folder or a ``SeriesMAETask`` ``.ckpt``.
+        head_checkpoint: the ``head.*`` weights of a ``SeriesForecastTask`` fit checkpoint to start from (with
+            ``encoder_checkpoint`` the same file: PatchTST's fine-tuning from the linear probe).
         freeze_encoder: linear probe (frozen encoder) instead of fine-tuning.
         revin: per-instance normalisation of the context, inverted on the forecast.
         head_dropout: dropout before the linear head.
@@ -61,7 +63,8 @@ class SeriesForecastTask(PretrainTask):
     def __init__(self, encoder: PatchTSTEncoder | PatchMLPEncoder, horizon: int = 96,
                  encoder_checkpoint: str | None = None, freeze_encoder: bool = False, revin: bool = True,
                  head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
-                 warmup_fraction: float = 0.1, export_encoder: bool = False) -> None:
+                 warmup_fraction: float = 0.1, export_encoder: bool = False,
+                 head_checkpoint: str | None = None) -> None:
         super().__init__(export=export_encoder)
         positive_int("horizon", horizon)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
@@ -75,6 +78,10 @@ class SeriesForecastTask(PretrainTask):
         self.revin = RevIN(affine=False) if revin else None
         self.head = nn.Sequential(nn.Flatten(start_dim=-2), nn.Dropout(head_dropout),
                                   nn.Linear(encoder.num_patches * encoder.embed_dim, horizon))
+        if head_checkpoint is not None:
+            from vtrep.io.lightning_checkpoint import load_submodule_weights
+
+            load_submodule_weights(self.head, head_checkpoint, "head", name="head_checkpoint")
 
     def eval_encoder(self) -> nn.Module:
         """The (fine-tuned or frozen) patch encoder under the forecasting head."""

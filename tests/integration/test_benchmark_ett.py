@@ -1,0 +1,182 @@
+"""``vtrep benchmark ett``: the same test MSE as ``vtrep fit`` → ``vtrep fit`` → ``vtrep test`` by hand; resumable.
+
+A small generated hourly CSV (ETT layout: a date column, one column per channel) stands in for ETTh1, with
+the README's configs shrunk on the command line (context 48, width 8, one block, ratio split, horizon 8).
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datamodules.series.generated import generate_forecasting_table
+from vtrep.benchmark import runner
+from vtrep.benchmark.ett import (
+    DEFAULT_FORECAST_CONFIG,
+    DEFAULT_PRETRAIN_CONFIG,
+    benchmark_ett,
+    forecast_run,
+    reference_forecasting,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--model.init_args.encoder.init_args.context_length", "48", "--model.init_args.encoder.init_args.d_model",
+         "8", "--model.init_args.encoder.init_args.depth", "1", "--model.init_args.encoder.init_args.num_heads", "2",
+         "--data.init_args.context_length", "48", "--data.init_args.split", "ratio", "--data.init_args.batch_size",
+         "32", "--trainer.accelerator", "cpu"]
+PRETRAIN_ARGS = [*SMALL, "--data.init_args.horizon", "8"]
+EPOCHS = {"pretrain_epochs": 2, "probe_epochs": 2, "finetune_epochs": 2}
+
+
+def write_csv(path: Path, rows: int = 300, seed: int = 0) -> None:
+    table = generate_forecasting_table(num_rows=rows, channels=2, seed=seed)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["date", *table.channels])
+        for stamp, values in zip(table.timestamps, table.values):
+            writer.writerow([stamp.isoformat(sep=" "), *(f"{v:.5f}" for v in values)])
+
+
+def run_suite(root: Path, out: Path) -> list[dict]:
+    return benchmark_ett(str(root), str(out), datasets=["Gen"], horizons=[8], seeds=[0], **EPOCHS,
+                         pretrain_args=PRETRAIN_ARGS, forecast_args=SMALL, progress=False)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ett")
+    (base / "data").mkdir()
+    write_csv(base / "data" / "Gen.csv")
+    return base, run_suite(base / "data", base / "out")
+
+
+def vtrep(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "vtrep", *args], check=True, capture_output=True, cwd=ROOT)
+
+
+def best(folder: Path) -> Path:
+    (found,) = (folder / "checkpoints").glob("epoch=*.ckpt")
+    return found
+
+
+@pytest.mark.slow  # eight vtrep processes: ~2 min on a quiet 2-core machine
+def test_suite_equals_the_commands_by_hand(suite, tmp_path):
+    base, results = suite
+    assert [(r["dataset"], r["seed"], r["horizon"], r["mode"]) for r in results] == [("Gen", 0, 8, "probe"),
+                                                                                     ("Gen", 0, 8, "finetune")]
+    rows = list(csv.DictReader((base / "out" / "results.csv").open()))
+    assert list(rows[0]) == ["dataset", "seed", "horizon", "mode", "mse", "mae"]
+    assert "| Gen | 8 | finetune | 1 |" in (base / "out" / "summary.md").read_text()
+    data = str(base / "data" / "Gen.csv")
+    run = [f"--trainer.default_root_dir={tmp_path}", "--trainer.logger.init_args.save_dir", str(tmp_path),
+           "--seed_everything", "0", "--trainer.enable_progress_bar", "false"]
+    vtrep("fit", "--config", str(DEFAULT_PRETRAIN_CONFIG), "--data.init_args.path", data, "--trainer.max_epochs", "2",
+          *PRETRAIN_ARGS, *run, "--trainer.logger.init_args.version", "pretrain")
+    pretrain = tmp_path / "etth1_pretrain" / "pretrain"
+    forecast = ["--config", str(DEFAULT_FORECAST_CONFIG), "--data.init_args.path", data, "--data.init_args.horizon",
+                "8", "--model.init_args.horizon", "8", "--trainer.max_epochs", "2", *SMALL, *run]
+    vtrep("fit", *forecast, "--model.init_args.encoder_checkpoint", str(pretrain / "encoder"),
+          "--model.init_args.freeze_encoder", "true", "--model.init_args.lr", "1e-3",
+          "--trainer.logger.init_args.version", "probe")
+    probe = best(tmp_path / "etth1_forecast" / "probe")
+    vtrep("fit", *forecast, "--model.init_args.encoder_checkpoint", str(probe), "--model.init_args.head_checkpoint",
+          str(probe), "--model.init_args.lr", "1e-4", "--trainer.logger.init_args.version", "finetune")
+    for mode, checkpoint in (("probe", probe), ("finetune", best(tmp_path / "etth1_forecast" / "finetune"))):
+        folder = tmp_path / "etth1_forecast" / mode
+        vtrep("test", "--config", str(folder / "config.yaml"), "--ckpt_path", str(checkpoint),
+              "--trainer.logger.init_args.version", f"{mode}_test")
+        metrics = list(csv.DictReader((tmp_path / "etth1_forecast" / f"{mode}_test" / "metrics.csv").open()))[-1]
+        result = next(r for r in results if r["mode"] == mode)
+        assert float(metrics["test/mse"]) == pytest.approx(result["mse"], rel=1e-6), mode
+        assert float(metrics["test/mae"]) == pytest.approx(result["mae"], rel=1e-6), mode
+
+
+@pytest.mark.slow
+def test_a_rerun_fits_nothing_and_gives_the_same_results(suite, monkeypatch):
+    base, results = suite
+    before = (base / "out" / "results.csv").read_text()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished step was fitted again")
+
+    monkeypatch.setattr(runner, "run_fit", no_fit)
+    again = run_suite(base / "data", base / "out")
+    assert (base / "out" / "results.csv").read_text() == before
+    assert [(r["mse"], r["mae"]) for r in again] == [(r["mse"], r["mae"]) for r in results]
+
+
+def test_reference_table_has_patchtst64_for_both_sets():
+    refs, source = reference_forecasting()
+    assert len(refs) == 8 and "PatchTST" in source and "ICLR 2023" in source
+    assert refs[("ETTh1", 96)] == (0.370, 0.400) and refs[("ETTh1", 720)] == (0.447, 0.468)
+    assert set(refs) == {(d, h) for d in ("ETTh1", "ETTh2") for h in (96, 192, 336, 720)}
+
+
+def test_forecast_commands_probe_then_finetune_from_the_probe():
+    probe = forecast_run("/d/ETTh1.csv", "ETTh1", 0, "f.yaml", 336, "probe", "/p/encoder", 10, 1e-3, ["--x", "1"])
+    assert probe.fit_args == ("--data.init_args.path", "/d/ETTh1.csv", "--data.init_args.horizon", "336",
+                              "--model.init_args.horizon", "336", "--model.init_args.encoder_checkpoint", "/p/encoder",
+                              "--model.init_args.freeze_encoder", "true", "--model.init_args.lr", "0.001",
+                              "--trainer.max_epochs", "10", "--x", "1")
+    tune = forecast_run("/d/ETTh1.csv", "ETTh1", 0, "f.yaml", 336, "finetune", "/p/best.ckpt", 10, 1e-4, [])
+    args = list(tune.fit_args)
+    assert args[args.index("--model.init_args.freeze_encoder") + 1] == "false"
+    assert args[args.index("--model.init_args.head_checkpoint") + 1] == "/p/best.ckpt"
+    assert args[args.index("--model.init_args.encoder_checkpoint") + 1] == "/p/best.ckpt"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        forecast_run("/d/a.csv", "a", 0, "f.yaml", 96, "zero_shot", "/p", 1, 1e-3, [])
+
+
+def test_an_unknown_dataset_is_named_and_nothing_is_written(tmp_path):
+    write_csv(tmp_path / "Gen.csv", rows=10)
+    with pytest.raises(FileNotFoundError, match=r"datasets \['ETTh2'\] are not under .*available: \['Gen'\]"):
+        benchmark_ett(str(tmp_path), str(tmp_path / "out"), datasets=["ETTh2"], progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_knows_the_suite():
+    from vtrep.benchmark.cli import benchmark_cli
+
+    with pytest.raises(SystemExit) as exit_:
+        benchmark_cli(["ett", "--help"])
+    assert exit_.value.code == 0
+
+
+def test_head_checkpoint_starts_the_head_from_a_fit_checkpoint(tmp_path):
+    import torch
+
+    from vtrep.backbones import PatchTSTEncoder
+    from vtrep.tasks import SeriesForecastTask
+
+    def encoder():
+        return PatchTSTEncoder(context_length=48, patch_length=12, stride=12, d_model=8, depth=1, num_heads=2)
+
+    probe = SeriesForecastTask(encoder(), horizon=8, freeze_encoder=True)
+    torch.save({"state_dict": probe.state_dict()}, tmp_path / "probe.ckpt")
+    tuned = SeriesForecastTask(encoder(), horizon=8, encoder_checkpoint=str(tmp_path / "probe.ckpt"),
+                               head_checkpoint=str(tmp_path / "probe.ckpt"))
+    for name, value in probe.state_dict().items():
+        assert torch.equal(value, tuned.state_dict()[name]), name
+    with pytest.raises(ValueError, match="head"):
+        SeriesForecastTask(encoder(), horizon=4, head_checkpoint=str(tmp_path / "probe.ckpt"))
+
+
+def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    # the pretrained ETTh1 encoder's header is 4992 bytes (0x1380): its first byte is pickle's PROTO opcode
+    import torch
+    from safetensors.torch import save_file
+
+    from vtrep.io.torch_files import read_state_dict, sniff_format
+
+    path = tmp_path / "model.safetensors"
+    for pad in range(512):
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    assert sniff_format(path) == "safetensors"
+    assert torch.equal(read_state_dict(path)["w"], torch.zeros(2))

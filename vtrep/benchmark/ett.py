@@ -1,0 +1,251 @@
+"""``vtrep benchmark ett``: PatchTST's self-supervised ETT protocol through ``vtrep fit`` + ``vtrep test``.
+
+Per dataset and seed, every step one process a user would run:
+
+1. ``pretrain``: ``vtrep fit --config <pretrain_config> --data.init_args.path <root>/<dataset>.csv`` (masked
+   patches on the training months; its exported encoder is ``pretrain/fit/encoder``).
+2. per horizon ``H``, ``probe``: ``vtrep fit --config <forecast_config>`` with the pretrained encoder frozen
+   (``freeze_encoder true``: a linear probe of the flatten head), the epoch of lowest validation MSE kept
+   (early stopping), then ``vtrep test --ckpt_path <that checkpoint>``: test MSE / MAE.
+3. per horizon, ``finetune``: the same from the probe's best checkpoint (its encoder and head), everything
+   trained, then ``vtrep test`` of its best-validation checkpoint.
+
+Layout under ``output``::
+
+    <dataset>/seed_<s>/pretrain/         fit/ (the run folder), fit.log, result.json
+    <dataset>/seed_<s>/h<H>_<mode>/      fit/, fit.log, test/ (metrics.csv), test.log, result.json
+    results.csv                          dataset, seed, horizon, mode, mse, mae (one row per finished step)
+    summary.md                           mean ± std over seeds beside PatchTST/64
+
+Resumable like ``vtrep benchmark ucr`` (:mod:`vtrep.benchmark.runner`): a step with a ``result.json`` is read
+back (and must have been made with the same settings), a killed one is redone.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from vtrep.benchmark.runner import Run, run_one, write_results_csv
+from vtrep.io.atomic_write import atomic_write
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
+DEFAULT_PRETRAIN_CONFIG = CONFIGS / "etth1_pretrain.yaml"
+DEFAULT_FORECAST_CONFIG = CONFIGS / "etth1_forecast.yaml"
+MODES = ("probe", "finetune")
+RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae"]
+
+
+def reference_forecasting() -> tuple[dict[tuple[str, int], tuple[float, float]], str]:
+    """``({(dataset, horizon): (mse, mae)}, source)`` of ``references/ett.csv`` (``#`` lines are its source)."""
+    text = resources.files("vtrep.benchmark").joinpath("references", "ett.csv").read_text()
+    source = " ".join(line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#"))
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return {(row["dataset"], int(row["horizon"])): (float(row["mse"]), float(row["mae"])) for row in rows}, source
+
+
+def pretrain_run(csv_path: str, dataset: str, seed: int, config: str, epochs: int, extra: list[str]) -> Run:
+    """The pretraining ``vtrep fit`` of one dataset and seed."""
+    return Run(dataset, seed, config, ("--data.init_args.path", csv_path, "--trainer.max_epochs", str(epochs),
+                                       *extra))
+
+
+def forecast_run(csv_path: str, dataset: str, seed: int, config: str, horizon: int, mode: str, start: str,
+                 epochs: int, lr: float, extra: list[str]) -> Run:
+    """The forecasting ``vtrep fit`` of one horizon and mode.
+
+    ``start``: for ``probe`` the pretraining's exported encoder folder (frozen), for ``finetune`` the probe's
+    best checkpoint (encoder and head start from it, as PatchTST fine-tunes from its linear probe).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    args = ["--data.init_args.path", csv_path, "--data.init_args.horizon", str(horizon),
+            "--model.init_args.horizon", str(horizon), "--model.init_args.encoder_checkpoint", start,
+            "--model.init_args.freeze_encoder", "true" if mode == "probe" else "false",
+            "--model.init_args.lr", f"{lr:g}", "--trainer.max_epochs", str(epochs)]
+    if mode == "finetune":
+        args += ["--model.init_args.head_checkpoint", start]
+    return Run(dataset, seed, config, (*args, *extra), {"horizon": horizon, "mode": mode})
+
+
+def best_checkpoint(fit_folder: Path) -> Path:
+    """The checkpoint the forecast config's ``ModelCheckpoint(monitor=val/mse, save_top_k=1)`` kept."""
+    found = sorted((fit_folder / "checkpoints").glob("epoch=*.ckpt"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one best-validation checkpoint (epoch=*.ckpt) in {fit_folder / 'checkpoints'}, "
+                           f"found {[p.name for p in found]}: the forecast config must keep the best val/mse epoch")
+    return found[0]
+
+
+def vtrep_test_command(fit_folder: Path, checkpoint: Path, folder: Path) -> list[str]:
+    """``vtrep test`` of ``checkpoint`` with the fit's own settings; its metrics go to ``<folder>/test/metrics.csv``."""
+    return [sys.executable, "-m", "vtrep", "test", "--config", str(fit_folder / "config.yaml"),
+            "--ckpt_path", str(checkpoint), "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.init_args.save_dir", str(folder), "--trainer.logger.init_args.name", "",
+            "--trainer.logger.init_args.version", "test", "--trainer.enable_progress_bar", "false"]
+
+
+def read_test_metrics(path: Path) -> dict[str, float]:
+    """The last logged value of each metric in a ``CSVLogger`` ``metrics.csv``."""
+    metrics: dict[str, float] = {}
+    with open(path) as file:
+        for row in csv.DictReader(file):
+            metrics.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return metrics
+
+
+def forecast_test(run: Run, fit_folder: Path) -> dict:
+    """After the forecasting fit: ``vtrep test`` of its best-validation checkpoint; test MSE and MAE."""
+    folder = fit_folder.parent
+    checkpoint = best_checkpoint(fit_folder)
+    with open(folder / "test.log", "w") as log:
+        done = subprocess.run(vtrep_test_command(fit_folder, checkpoint, folder), stdout=log, stderr=subprocess.STDOUT,
+                              env=os.environ.copy(), check=False)
+    if done.returncode != 0:
+        tail = (folder / "test.log").read_text()[-2000:]
+        raise RuntimeError(f"vtrep test in {folder} failed (exit {done.returncode}); test.log ends:\n{tail}")
+    metrics = read_test_metrics(folder / "test" / "metrics.csv")
+    epoch = int(checkpoint.stem.split("epoch=")[1].split("-")[0])
+    return {"horizon": run.probe["horizon"], "mode": run.probe["mode"], "mse": metrics["test/mse"],
+            "mae": metrics["test/mae"], "best_epoch": epoch, "best_checkpoint": str(checkpoint)}
+
+
+def no_probe(run: Run, fit_folder: Path) -> dict:
+    return {"encoder": str(fit_folder / "encoder")}
+
+
+def summary_markdown(results: list[dict], command: str) -> str:
+    """Per dataset, horizon and mode: vtrep MSE and MAE (mean ± std over seeds) beside PatchTST/64."""
+    refs, source = reference_forecasting()
+    groups: dict[tuple[str, int, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], int(r["horizon"]), r["mode"]), []).append(r)
+    header = "| dataset | horizon | mode | seeds | vtrep MSE | vtrep MAE | PatchTST/64 MSE | PatchTST/64 MAE |"
+    lines = [f"`{command}`", "", header, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (dataset, horizon, mode), rows in groups.items():
+        cells = []
+        for metric in ("mse", "mae"):
+            values = [float(r[metric]) for r in rows]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.3f} ± {std:.3f}")
+        ref = refs.get((dataset, horizon))
+        published = [f"{v:.3f}" for v in ref] if ref else ["—", "—"]
+        lines.append(f"| {dataset} | {horizon} | {mode} | {len(rows)} | " + " | ".join(cells + published) + " |")
+    seconds = sum(float(r.get("fit_seconds", 0)) + float(r.get("probe_seconds", 0)) for r in results)
+    lines += ["", f"{len(results)} forecasting runs, {seconds / 60:.1f} min of forecasting fit + test on this machine "
+              "(pretraining not included). Published: " + source]
+    return "\n".join(lines) + "\n"
+
+
+def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None,
+                  forecast_config: str | None) -> tuple[str, str, Path]:
+    """The two configs (resolved) and the data folder, each checked before anything runs."""
+    configs = []
+    for name, given, default in (("pretrain_config", pretrain_config, DEFAULT_PRETRAIN_CONFIG),
+                                 ("forecast_config", forecast_config, DEFAULT_FORECAST_CONFIG)):
+        path = Path(given) if given else default
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}={str(path)!r} does not exist")
+        configs.append(str(path.resolve()))
+    root_path = Path(root).resolve()
+    missing = [d for d in datasets if not (root_path / f"{d}.csv").is_file()]
+    if missing:
+        found = sorted(p.stem for p in root_path.glob("*.csv"))
+        raise FileNotFoundError(f"datasets {missing} are not under {root} (<name>.csv); available: {found}")
+    return configs[0], configs[1], root_path
+
+
+def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], list[int], list[str]]:
+    datasets = ["ETTh1", "ETTh2"] if datasets is None else list(datasets)
+    horizons = [96, 192, 336, 720] if horizons is None else [int(h) for h in horizons]
+    seeds = [0, 1, 2] if seeds is None else [int(s) for s in seeds]
+    modes = list(MODES) if modes is None else list(modes)
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise ValueError(f"modes must be among {list(MODES)}; got {modes}")
+    return datasets, horizons, seeds, modes
+
+
+def listed(values: list) -> str:
+    return "'[" + ",".join(str(v) for v in values) + "]'"
+
+
+def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pretrain_cfg: str, forecast_cfg: str,
+               epochs: tuple[int, int, int], lrs: tuple[float, float], pretrain_args: list[str],
+               forecast_args: list[str], progress: bool) -> list[dict]:
+    """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    stages = ["probe"] + (["finetune"] if "finetune" in modes else [])
+    total = len(datasets) * len(seeds) * (1 + len(horizons) * len(stages))
+    bar = tqdm(total=total, desc=f"benchmark {out.name}", unit="step", disable=not progress, file=sys.stderr)
+    results: list[dict] = []
+    for dataset in datasets:
+        csv_path = str(root_path / f"{dataset}.csv")
+        for seed in seeds:
+            base = out / dataset / f"seed_{seed}"
+            bar.set_postfix_str(f"{dataset} seed {seed} pretrain")
+            run = pretrain_run(csv_path, dataset, seed, pretrain_cfg, epochs[0], pretrain_args)
+            encoder = run_one(run, out, no_probe, base / "pretrain")["encoder"]
+            bar.update()
+            for horizon in horizons:
+                start = encoder
+                for mode in stages:
+                    bar.set_postfix_str(f"{dataset} seed {seed} H={horizon} {mode}")
+                    stage_epochs, lr = (epochs[1], lrs[0]) if mode == "probe" else (epochs[2], lrs[1])
+                    run = forecast_run(csv_path, dataset, seed, forecast_cfg, horizon, mode, start, stage_epochs, lr,
+                                       forecast_args)
+                    result = run_one(run, out, forecast_test, base / f"h{horizon}_{mode}")
+                    start = result["best_checkpoint"]
+                    bar.update()
+                    if mode in modes:
+                        results.append(result)
+                        write_results_csv(out / "results.csv", results, RESULT_COLUMNS)
+    bar.close()
+    return results
+
+
+def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, horizons: list[int] | None = None,
+                  seeds: list[int] | None = None, modes: list[str] | None = None, pretrain_config: str | None = None,
+                  forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 10,
+                  finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
+                  pretrain_args: list[str] | None = None, forecast_args: list[str] | None = None,
+                  progress: bool = True) -> list[dict]:
+    """Pretrain, probe and fine-tune per (dataset, seed, horizon); write ``results.csv`` and ``summary.md``.
+
+    Args:
+        root: the folder holding ``<dataset>.csv`` (ETT layout: a date column, then one column per channel).
+        output: the suite folder; a rerun resumes it (finished steps are kept, killed ones redone).
+        datasets: CSV names under ``root`` without ``.csv`` (default ETTh1, ETTh2).
+        horizons: forecast horizons (default 96, 192, 336, 720).
+        seeds: the seeds of each dataset's runs (default 0, 1, 2).
+        modes: ``probe`` (frozen encoder, linear head) and / or ``finetune`` (from the probe; needs the probe,
+            which is then run and kept but not reported unless asked for). Default both.
+        pretrain_config: the pretraining ``vtrep fit`` config (default ``configs/experiment/etth1_pretrain.yaml``).
+        forecast_config: the forecasting config (default ``configs/experiment/etth1_forecast.yaml``); it must keep
+            the best ``val/mse`` checkpoint (``ModelCheckpoint(monitor=val/mse, save_top_k=1)``).
+        pretrain_epochs, probe_epochs, finetune_epochs: ``--trainer.max_epochs`` of each stage (early stopping
+            of the forecast config may end the last two sooner).
+        probe_lr, finetune_lr: ``--model.init_args.lr`` of the probe and the fine-tuning.
+        pretrain_args, forecast_args: further ``vtrep fit`` arguments of the pretraining / forecasting fits
+            (e.g. ``--data.init_args.batch_size 32``).
+        progress: show a progress bar over the steps.
+    """
+    datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
+    pretrain_cfg, forecast_cfg, root_path = _check_inputs(root, datasets, pretrain_config, forecast_config)
+    out = Path(output)
+    results = _run_steps(out, root_path, datasets, seeds, horizons, modes, pretrain_cfg, forecast_cfg,
+                         (pretrain_epochs, probe_epochs, finetune_epochs), (probe_lr, finetune_lr),
+                         list(pretrain_args or []), list(forecast_args or []), progress)
+    command = (f"vtrep benchmark ett --root {root} --datasets {listed(datasets)} --horizons {listed(horizons)} "
+               f"--seeds {listed(seeds)} --modes {listed(modes)} --output {output}")
+    text = summary_markdown(results, command)
+    atomic_write(out / "summary.md", lambda p: p.write_text(text))
+    print(text)
+    return results
