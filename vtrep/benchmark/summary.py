@@ -48,7 +48,7 @@ def summary_markdown(results: list[dict], reference: str, command: str, metric: 
             published.append(f"{statistics.fmean(known):.3f}" if len(known) == len(values) else "—")
         lines.append(f"| **mean** | | **{statistics.fmean(means):.3f}** | " + " | ".join(published) + " |")
     seconds = sum(float(r.get("fit_seconds", 0)) + float(r.get("probe_seconds", 0)) for r in results)
-    lines += ["", f"{len(results)} runs, {seconds / 60:.1f} min of fit + probe on this machine. Published: {source}"]
+    lines += ["", f"{len(results)} runs, {seconds / 60:.1f} min of fit + probe on this machine. {source}"]
     return "\n".join(lines) + "\n"
 
 

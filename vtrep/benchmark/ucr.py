@@ -76,8 +76,8 @@ def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, see
             for name in list_datasets(str(root_path), datasets) for seed in seeds]
     out = Path(output)
     results = run_suite(runs, out, probe_run, progress)
-    command = (f"vtrep benchmark ucr --root {root} --datasets '{list(datasets) if datasets else 'all'}' "
-               f"--seeds '{list(seeds)}' --output {output}")
+    chosen = f" --datasets '[{','.join(datasets)}]'" if datasets else ""
+    command = f"vtrep benchmark ucr --root {root}{chosen} --seeds '[{','.join(map(str, seeds))}]' --output {output}"
     write_summary(results, out, "ucr", command, baseline="ts2vec")
     print((out / "summary.md").read_text())
     return results
