@@ -31,7 +31,7 @@ def test_video_suite_writes_pretrained_and_random_k_fold_accuracies(tmp_path):
     config = tmp_path / "fit.yaml"
     config.write_text(yaml.safe_dump(FIT))
     results = benchmark_video(str(root), str(tmp_path / "out"), fit_config=str(config), seeds=[0],
-                              protocols=["linear", "knn"], progress=False)
+                              protocols=["linear", "knn"], protocol_options={"knn": {"k": 3}}, progress=False)
     assert len(results) == 1
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert set(rows[0]) == {"dataset", "seed", "linear_pretrained", "linear_random", "knn_pretrained", "knn_random"}
@@ -39,10 +39,17 @@ def test_video_suite_writes_pretrained_and_random_k_fold_accuracies(tmp_path):
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "| linear |" in summary and "5-fold over all clips" in summary
     again = benchmark_video(str(root), str(tmp_path / "out"), fit_config=str(config), seeds=[0],
-                            protocols=["linear", "knn"], progress=False)
+                            protocols=["linear", "knn"], protocol_options={"knn": {"k": 3}}, progress=False)
     assert again == results  # resumed: read back, not refitted
 
 
 def test_a_missing_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="root='.*nope' is not a folder of class folders"):
         benchmark_video(str(tmp_path / "nope"), str(tmp_path / "out"))
+
+
+def test_options_for_a_protocol_not_run_are_refused(tmp_path):
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"protocol_options names \['attentive'\], which are not among"):
+        benchmark_video(str(tmp_path / "clips"), str(tmp_path / "out"), protocols=["linear"],
+                        protocol_options={"attentive": {"self_attention_blocks": 1}})

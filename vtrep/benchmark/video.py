@@ -21,16 +21,17 @@ DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experime
 
 def probe_run(run: Run, fit_folder: Path) -> dict:
     """Every protocol's k-fold accuracy for the pretrained encoder and for its random-init copy."""
-    from vtrep.eval.encoders import load_encoder, load_task
+    from vtrep.eval.encoders import load_encoder, load_task, random_copy
     from vtrep.eval.probe_cli import probe_module
-    from vtrep.eval.series_probe import random_copy
 
     _, data = load_task(str(fit_folder / "config.yaml"))
     encoder, revin = load_encoder(str(fit_folder / "encoder"))
+    encoders = (("pretrained", encoder), ("random", random_copy(encoder, run.seed)))
     row = {}
     for protocol in run.probe["protocols"]:
-        for name, module in (("pretrained", encoder), ("random", random_copy(encoder, run.seed))):
-            result = probe_module(module, revin, data, protocol, run.seed, {}, run.probe["folds"])
+        options = run.probe.get("protocol_options", {}).get(protocol, {})
+        for name, module in encoders:
+            result = probe_module(module, revin, data, protocol, run.seed, options, run.probe["folds"])
             row[f"{protocol}_{name}"] = result["accuracy"]
             row[f"{protocol}_{name}_std"] = result["accuracy_std"]
     return row
@@ -55,7 +56,8 @@ def summary_markdown(results: list[dict], protocols: list[str], folds: int, comm
 
 
 def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds: list[int] | None = None,
-                    folds: int = 5, protocols: list[str] | None = None, progress: bool = True) -> list[dict]:
+                    folds: int = 5, protocols: list[str] | None = None, protocol_options: dict | None = None,
+                    progress: bool = True) -> list[dict]:
     """Pretrain per seed, k-fold probe each protocol (pretrained vs random init); write the suite's files.
 
     Args:
@@ -65,6 +67,8 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
         seeds: pretraining (and probe) seeds (default 0, 1, 2).
         folds: k of the k-fold probes.
         protocols: probe protocols (default ``linear`` and ``attentive``).
+        protocol_options: per protocol, its own settings as ``vtrep probe --protocol_options`` takes them, e.g.
+            ``{attentive: {self_attention_blocks: 1, lrs: [1e-3], weight_decays: [0.01]}}`` for a CPU-sized run.
         progress: show a progress bar over the suite.
     """
     seeds = [0, 1, 2] if seeds is None else seeds
@@ -75,8 +79,15 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
     folder = Path(root).resolve()
     if not folder.is_dir():
         raise FileNotFoundError(f"root={root!r} is not a folder of class folders")
-    runs = [Run(folder.name, int(seed), str(config.resolve()), ("--data.init_args.root", str(folder)),
-                {"protocols": list(protocols), "folds": folds}) for seed in seeds]
+    options = dict(protocol_options or {})
+    unknown = sorted(set(options) - set(protocols))
+    if unknown:
+        raise ValueError(f"protocol_options names {unknown}, which are not among protocols={list(protocols)}")
+    probe = {"protocols": list(protocols), "folds": folds}
+    if options:  # only when given, so suites written before this option resume unchanged
+        probe["protocol_options"] = {k: dict(v) for k, v in options.items()}
+    runs = [Run(folder.name, int(seed), str(config.resolve()), ("--data.init_args.root", str(folder)), probe)
+            for seed in seeds]
     out = Path(output)
     columns = ["dataset", "seed", *[f"{p}_{e}" for p in protocols for e in ("pretrained", "random")]]
     results = run_suite(runs, out, probe_run, progress, columns=columns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
@@ -92,3 +93,12 @@ def load_encoder(encoder: str, config: str | None = None) -> tuple[nn.Module, bo
     for param in module.parameters():
         param.requires_grad_(False)
     return module.eval(), revin
+
+
+def random_copy(encoder: nn.Module, seed: int) -> nn.Module:
+    """The same architecture at random initialisation (from its recorded constructor arguments)."""
+    if not isinstance(getattr(encoder, "config", None), dict):
+        raise ValueError(f"{type(encoder).__name__} records no constructor arguments; cannot build a random copy")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return type(encoder)(**encoder.config).eval()

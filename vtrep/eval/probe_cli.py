@@ -17,9 +17,9 @@ import lightning as L
 import torch
 
 from vtrep.checks import positive, positive_int
-from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
 from vtrep.eval.geometry import with_encoder_geometry
-from vtrep.eval.series_probe import probe_series, random_copy
+from vtrep.eval.series_probe import probe_series
 from vtrep.eval.video_probe import probe_video
 from vtrep.io.atomic_write import atomic_write
 

@@ -48,13 +48,3 @@ def probe_series(encoder: nn.Module, data, protocol: PooledProtocol = "svm", rev
                              **options)
     return {**result, "num_train": len(train_x), "num_test": len(test_x),
             "seconds": round(time.perf_counter() - start, 3)}
-
-
-def random_copy(encoder: nn.Module, seed: int) -> nn.Module:
-    """The same architecture at random initialisation (from its recorded constructor arguments)."""
-    if not isinstance(getattr(encoder, "config", None), dict):
-        raise ValueError(f"{type(encoder).__name__} records no constructor arguments; cannot build a random copy")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return type(encoder)(**encoder.config).eval()
-
