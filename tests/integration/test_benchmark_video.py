@@ -38,6 +38,8 @@ def test_video_suite_writes_pretrained_and_random_k_fold_accuracies(tmp_path):
     assert all(0.0 <= float(rows[0][k]) <= 1.0 for k in rows[0] if k.endswith(("pretrained", "random")))
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "| linear |" in summary and "5-fold over all clips" in summary
+    # the summary's command reruns this suite: its protocols and their options are in it
+    assert """--protocols '[linear,knn]' --protocol_options '{"knn": {"k": 3}}'""" in summary
     again = benchmark_video(str(root), str(tmp_path / "out"), fit_config=str(config), seeds=[0],
                             protocols=["linear", "knn"], protocol_options={"knn": {"k": 3}}, progress=False)
     assert again == results  # resumed: read back, not refitted

@@ -31,7 +31,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, run_one, write_results_csv
+from vtrep.benchmark.runner import Run, cli_list, run_one, write_results_csv
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
@@ -171,10 +171,6 @@ def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], l
     return datasets, horizons, seeds, modes
 
 
-def listed(values: list) -> str:
-    return "'[" + ",".join(str(v) for v in values) + "]'"
-
-
 def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pretrain_cfg: str, forecast_cfg: str,
                epochs: tuple[int, int, int], lrs: tuple[float, float], pretrain_args: list[str],
                forecast_args: list[str], progress: bool) -> list[dict]:
@@ -243,8 +239,8 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
     results = _run_steps(out, root_path, datasets, seeds, horizons, modes, pretrain_cfg, forecast_cfg,
                          (pretrain_epochs, probe_epochs, finetune_epochs), (probe_lr, finetune_lr),
                          list(pretrain_args or []), list(forecast_args or []), progress)
-    command = (f"vtrep benchmark ett --root {root} --datasets {listed(datasets)} --horizons {listed(horizons)} "
-               f"--seeds {listed(seeds)} --modes {listed(modes)} --output {output}")
+    command = (f"vtrep benchmark ett --root {root} --datasets {cli_list(datasets)} --horizons {cli_list(horizons)} "
+               f"--seeds {cli_list(seeds)} --modes {cli_list(modes)} --output {output}")
     text = summary_markdown(results, command)
     atomic_write(out / "summary.md", lambda p: p.write_text(text))
     print(text)

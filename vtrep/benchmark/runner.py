@@ -32,6 +32,11 @@ MARKER = ".vtrep_benchmark_run"
 RESULT_COLUMNS = ["dataset", "seed", "protocol", "accuracy", "num_train", "num_test"]
 
 
+
+def cli_list(values: list) -> str:
+    """``values`` as one shell word the benchmark commands parse as a list: ``'[a,b]'``."""
+    return "'[" + ",".join(str(v) for v in values) + "]'"
+
 @dataclass(frozen=True)
 class Run:
     """One fit + probe: ``vtrep fit --config fit_config *fit_args`` at ``seed``, then ``probe`` on its encoder."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, run_suite
+from vtrep.benchmark.runner import Run, cli_list, run_suite
 from vtrep.benchmark.summary import write_summary
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "ts2vec_ucr.yaml"
@@ -76,8 +76,9 @@ def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, see
             for name in list_datasets(str(root_path), datasets) for seed in seeds]
     out = Path(output)
     results = run_suite(runs, out, probe_run, progress)
-    chosen = f" --datasets '[{','.join(datasets)}]'" if datasets else ""
-    command = f"vtrep benchmark ucr --root {root}{chosen} --seeds '[{','.join(map(str, seeds))}]' --output {output}"
+    chosen = f" --datasets {cli_list(datasets)}" if datasets else ""
+    chosen += f" --protocol {protocol}" if protocol != "svm" else ""
+    command = f"vtrep benchmark ucr --root {root}{chosen} --seeds {cli_list(seeds)} --output {output}"
     write_summary(results, out, "ucr", command, baseline="ts2vec")
     print((out / "summary.md").read_text())
     return results

@@ -10,10 +10,11 @@ tested once — a transductive reading that a held-out test set would avoid, sta
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, run_suite
+from vtrep.benchmark.runner import Run, cli_list, run_suite
 from vtrep.io.atomic_write import atomic_write
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "fight_surv_pretrain.yaml"
@@ -91,7 +92,11 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
     out = Path(output)
     columns = ["dataset", "seed", *[f"{p}_{e}" for p in protocols for e in ("pretrained", "random")]]
     results = run_suite(runs, out, probe_run, progress, columns=columns)
-    command = f"vtrep benchmark video --root {root} --seeds '{list(seeds)}' --folds {folds} --output {output}"
+    command = (f"vtrep benchmark video --root {root} --seeds {cli_list(seeds)} --folds {folds} "
+               f"--protocols {cli_list(protocols)}")
+    if options:
+        command += f" --protocol_options '{json.dumps(options)}'"
+    command += f" --output {output}"
     text = summary_markdown(results, list(protocols), folds, command)
     atomic_write(out / "summary.md", lambda p: p.write_text(text))
     print(text)
