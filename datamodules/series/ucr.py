@@ -222,19 +222,34 @@ def available_datasets(root: str | Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
-def load_classification(root: str | Path, name: str, normalise: bool = True
-                        ) -> tuple[LabelledSeries, LabelledSeries, list[str]]:
-    """Train and test splits of dataset ``name`` under ``root`` (``.tsv`` preferred, else ``.ts``)."""
+def _split_files(root: str | Path, name: str):
+    """``(reader, train file, test file)`` of dataset ``name`` under ``root`` (``.tsv`` preferred, else ``.ts``)."""
     folder = Path(root) / name
     if not folder.is_dir():
         raise FileNotFoundError(f"no dataset {name!r} under {root}; available: {', '.join(available_datasets(root))}")
     for suffix, reader in ((".tsv", read_ucr_tsv), (".ts", read_ts)):
         train_path, test_path = folder / f"{name}_TRAIN{suffix}", folder / f"{name}_TEST{suffix}"
         if train_path.is_file() and test_path.is_file():
-            (train_x, train_raw), (test_x, test_raw) = reader(train_path), reader(test_path)
-            break
-    else:
-        raise FileNotFoundError(f"{folder} has neither {name}_TRAIN.tsv/_TEST.tsv nor {name}_TRAIN.ts/_TEST.ts")
+            return reader, train_path, test_path
+    raise FileNotFoundError(f"{folder} has neither {name}_TRAIN.tsv/_TEST.tsv nor {name}_TRAIN.ts/_TEST.ts")
+
+
+def training_shape(root: str | Path, name: str) -> tuple[int, int, int]:
+    """``(series, channels, width)`` of the training file alone, its NaN padding included.
+
+    TS2Vec sizes its budget on this array (``train_data.size``), before any padding to the test split's width.
+    """
+    reader, train_path, _ = _split_files(root, name)
+    n, channels, width = reader(train_path)[0].shape
+    return int(n), int(channels), int(width)
+
+
+def load_classification(root: str | Path, name: str, normalise: bool = True
+                        ) -> tuple[LabelledSeries, LabelledSeries, list[str]]:
+    """Train and test splits of dataset ``name`` under ``root`` (``.tsv`` preferred, else ``.ts``)."""
+    folder = Path(root) / name
+    reader, train_path, test_path = _split_files(root, name)
+    (train_x, train_raw), (test_x, test_raw) = reader(train_path), reader(test_path)
     if train_x.shape[1:2] != test_x.shape[1:2]:
         raise SeriesFileError(f"{folder}: train has {train_x.shape[1]} channels, test has {test_x.shape[1]}")
     length = max(train_x.shape[2], test_x.shape[2])

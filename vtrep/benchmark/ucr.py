@@ -5,6 +5,16 @@ iterations when the training split holds at most 100 000 values, else 600; batch
 short batch dropped, as TS2Vec's ``fit``), then the probe of the exported encoder — for TS2Vec the weight
 average it evaluates — with TS2Vec's SVM protocol on the test split. Any folder in the UCR archive layout
 works (``<root>/<name>/<name>_TRAIN.tsv``); without ``datasets`` every set in it is run.
+
+Any such set runs as TS2Vec runs it: NaN-padded variable-length series stay NaN (the encoder zeroes
+those steps; TS2Vec's fit centres the padding of its training series, and so does ``configs/data/ucr.yaml``);
+labels of any value become ``0..K−1``; training series of length ≥ 6 000 are cut into ``T // 3000``
+pieces and batches longer than 3 000 cropped (``max_train_length``); the probe encodes in batches of
+bounded size; above 10 000 training series the SVM sees TS2Vec's stratified 10 000 (``random_state=0``).
+Deviations: the two splits are NaN-padded to one width (the wider file's) where TS2Vec encodes each at
+its own file's width — padded steps take part in the max-pool in both, so a split narrower than the
+other gets more of them; above 5 000 training series C = ∞ is left out of the SVM grid
+(:mod:`vtrep.eval.series_classification`).
 """
 
 from __future__ import annotations
@@ -18,13 +28,19 @@ DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experime
 
 
 def ts2vec_budget(root: str, name: str, batch_size: int = 8) -> list[str]:
-    """``vtrep fit`` arguments for TS2Vec's training budget on this dataset (iterations and batch size)."""
-    from datamodules.series.ucr import load_classification
+    """``vtrep fit`` arguments for TS2Vec's training budget on this dataset (iterations and batch size).
 
-    train, _, _ = load_classification(root, name, normalise=False)
-    iterations = 200 if train.x.size <= 100_000 else 600
+    TS2Vec's ``fit`` without ``n_iters`` / ``n_epochs``: 200 iterations when its training array (series ×
+    length × channels, the training file's own width with its NaN padding) holds at most 100 000 values,
+    else 600, counted before long series are cut into pieces; epochs are however many those iterations
+    take. The batch is ``min(batch_size, n)``; the loader caps it again at the number of training pieces.
+    """
+    from datamodules.series.ucr import training_shape
+
+    n, channels, width = training_shape(root, name)
+    iterations = 200 if n * channels * width <= 100_000 else 600
     return ["--trainer.max_steps", str(iterations), "--trainer.max_epochs", "-1",
-            "--data.init_args.batch_size", str(min(batch_size, len(train.x)))]
+            "--data.init_args.batch_size", str(min(batch_size, n))]
 
 
 def list_datasets(root: str, datasets: list[str] | None) -> list[str]:

@@ -2,7 +2,8 @@
 
 * ``svm`` (TS2Vec): RBF ``SVC(gamma="scale")``; C chosen from {1e-4, …, 1e4, ∞} by 5-fold grid
   search; when the training set is small (fewer than 50 series, or fewer than 5 per class on
-  average) no search is run and C = ∞; above 10 000 series a stratified 10 000 are used for the search.
+  average) no search is run and C = ∞; above 10 000 series a stratified 10 000 (``random_state=0``
+  whatever the run's seed, as TS2Vec) are used for the search and the final fit.
   Deviation: above ``HARD_MARGIN_MAX_SAMPLES`` (5 000) training series, C = ∞ is left out of the
   grid. A hard-margin RBF SVM on thousands of non-separable series runs the solver to its 10⁷
   iteration bound: on ElectricDevices (8 926 series) one such fit of the search took over 11 minutes
@@ -30,17 +31,17 @@ class ClassificationResult:
     best_c: float
 
 
-def fit_svm(features: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """TS2Vec's ``fit_svm``: grid-searched RBF SVC, or C = ∞ when classes are tiny."""
+def fit_svm(features: np.ndarray, labels: np.ndarray):
+    """TS2Vec's ``fit_svm``: grid-searched RBF SVC, or C = ∞ when classes are tiny (module docstring)."""
     from sklearn.model_selection import GridSearchCV, train_test_split
     from sklearn.svm import SVC
 
     num_classes = np.unique(labels).shape[0]
-    svm = SVC(C=np.inf, gamma="scale", max_iter=10_000_000)  # TS2Vec bounds the solver the same way
+    svm = SVC(C=np.inf, gamma="scale", max_iter=10_000_000)  # TS2Vec's grid bound; its C = ∞ fallback has none
     if len(features) // num_classes < 5 or len(features) < 50:
         return svm.fit(features, labels)
     if len(features) > MAX_SEARCH_SAMPLES:
-        features, _, labels, _ = train_test_split(features, labels, train_size=MAX_SEARCH_SAMPLES, random_state=seed,
+        features, _, labels, _ = train_test_split(features, labels, train_size=MAX_SEARCH_SAMPLES, random_state=0,
                                                   stratify=labels)
     grid = SVM_C_GRID if len(features) <= HARD_MARGIN_MAX_SAMPLES else [c for c in SVM_C_GRID if np.isfinite(c)]
     search = GridSearchCV(svm, {"C": grid}, cv=5, n_jobs=1)
@@ -65,7 +66,7 @@ def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: n
     if not (np.isfinite(train_x).all() and np.isfinite(test_x).all()):
         raise ValueError("features contain NaN or inf")
     if protocol == "svm":
-        model = fit_svm(train_x, train_y, seed)
+        model = fit_svm(train_x, train_y)
         best_c = float(model.C)
     elif protocol == "logistic":
         model = fit_logistic(train_x, train_y, seed)

@@ -10,6 +10,9 @@ from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 
 LayerChoice = Literal["last", "all"]
+# A step encoder holds (B, T, D) activations at once: its batches are capped at this many steps (B·T), so
+# 8 000 series of length 3 000 are encoded in bounded memory (~0.3 GB for TS2Vec's 320-d output).
+MAX_BATCH_STEPS = 2 ** 18
 
 
 def _tokens(encoder: torch.nn.Module, patches: torch.Tensor, layers: LayerChoice) -> torch.Tensor:
@@ -34,13 +37,17 @@ def series_representations(encoder: torch.nn.Module, x: torch.Tensor, batch_size
     (``D' = (depth + 1)·D``): early layers keep the local shape of patches that the last block
     has mixed away. A step encoder (:class:`~vtrep.backbones.DilatedConvEncoder`) encodes the raw
     series, NaN padding included, and is max-pooled over all steps (``F = D``), as TS2Vec's
-    ``encoding_window="full_series"``.
+    ``encoding_window="full_series"``. Step encoders see at most ``MAX_BATCH_STEPS`` steps a batch
+    (at least one series): the pooled result does not depend on the batch.
     """
     encoder = encoder.eval()
     norm = RevIN(affine=False) if revin else None
+    steps = getattr(encoder, "patch_length", None) is None
+    if steps:
+        batch_size = max(1, min(batch_size, MAX_BATCH_STEPS // max(1, x.shape[-1])))
     out = []
     for chunk in x.split(batch_size):
-        if getattr(encoder, "patch_length", None) is None:
+        if steps:
             out.append(encoder(chunk).amax(dim=1).float())
             continue
         tokens = _tokens(encoder, encoder_patches(chunk, encoder, norm), layers)

@@ -5,9 +5,14 @@ with its own random timestamp mask (p = 0.5) → the overlap's per-step represen
 views → hierarchical contrastive loss (instance- and time-wise at every max-pooled scale, α = 0.5).
 As in the reference code the representation used downstream is a running average of every
 iterate's weights (``torch.optim.swa_utils.AveragedModel``, updated after each optimiser step),
-AdamW at lr 1e-3 with torch's default weight decay and no schedule. The reference's
-``max_train_length`` splitting of very long series is not needed for the lengths we evaluate
-and is not implemented (a long series is cropped at random instead when ``max_train_length`` is set).
+AdamW at lr 1e-3 with torch's default weight decay and no schedule.
+
+Long series follow TS2Vec's ``max_train_length`` (3000 in ``configs/model/ts2vec.yaml``, as its
+``train.py``) in two places, as in the reference: the datamodule cuts training series of at least
+twice that length into pieces (:mod:`datamodules.series.fit_series`, which also centres NaN
+padding), and this task crops each longer batch to that length at one random offset. NaN steps
+(padding, missing values) reach only the encoder, which zeroes them after its input projection,
+so the loss sees finite representations.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class TS2VecTask(PretrainTask):
         mask_prob: probability that a timestamp is masked in each view (TS2Vec: 0.5).
         alpha: weight of the instance-wise term against the temporal one (0.5).
         temporal_unit: first scale with a temporal term (0).
-        max_train_length: crop longer training series to this length at a random offset (None: never).
+        max_train_length: crop longer batches to this length at one random offset (TS2Vec: 3000; None: never).
         lr: AdamW learning rate (TS2Vec: 1e-3, constant).
         weight_decay: AdamW weight decay (TS2Vec: torch's default, 0.01).
         export_encoder: at the end of ``fit``, save the weight-averaged encoder (the one TS2Vec evaluates) as
