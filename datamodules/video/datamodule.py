@@ -16,10 +16,10 @@ from datamodules.faults.loader import SkippingLoader
 from datamodules.faults.time_limit import check_timeout
 from datamodules.faults.tracker import SkipContext, SkipTracker
 from datamodules.video.csv_index import read_video_csv
-from datamodules.video.dataset import VideoClipDataset
+from datamodules.video.dataset import VideoClipDataset, VideoViewsDataset
 from datamodules.video.decoding import BACKENDS
 from datamodules.video.folder import list_video_folder
-from datamodules.video.sampling import check_short_clips
+from datamodules.video.sampling import check_short_clips, check_views
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 
 Samples = list[tuple[str, int]]
@@ -238,18 +238,30 @@ class VideoDataModule(L.LightningDataModule):
         """The validation split: these sources define no separate test split."""
         return self.val_dataloader()
 
-    def feature_dataloader(self, split: Literal["train", "val"], batch_size: Optional[int] = None) -> DataLoader:
+    def feature_dataloader(self, split: Literal["train", "val"], batch_size: Optional[int] = None,
+                           clips: int = 1, crops: int = 1) -> DataLoader:
         """Deterministic clips (centre offset, eval transform, no shuffle) for feature extraction.
 
         Both splits use the eval pipeline so linear-probe features are not augmented. Item ``i`` is
         video ``i`` of the split, always: short videos are padded, a bad file raises naming it.
+
+        ``clips`` × ``crops`` other than 1 × 1 gives VideoMAE's multi-view test items instead, batches
+        ``(B, clips * crops, C, T, H, W)`` (see :class:`VideoViewsDataset`); the default batch then holds
+        ``max(1, batch_size // (clips * crops))`` videos, about as many clips as a single-view batch.
         """
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        check_views(clips, crops)
         train, val, _ = self._ensure_index()
-        dataset = self._dataset(train if split == "train" else val, train=False, skip=False)
+        samples = train if split == "train" else val
+        if clips * crops > 1:
+            dataset = VideoViewsDataset(samples, self.num_frames, self.sampling_rate, self.eval_transform, clips,
+                                        crops, self.backend, self.decode_timeout_s)
+            batch_size = batch_size or max(1, self.batch_size // (clips * crops))
+        else:
+            dataset = self._dataset(samples, train=False, skip=False)
         # A one-pass loader: persistent workers would only outlive it.
         return DataLoader(dataset, **self._loader_kwargs(dataset, batch_size or self.batch_size, shuffle=False,
                                                          persistent=False))

@@ -14,7 +14,9 @@ from datamodules.video.sampling import (
     SAMPLING_MODES,
     ShortClips,
     check_short_clips,
+    check_views,
     clip_indices,
+    view_indices,
 )
 
 
@@ -84,3 +86,49 @@ class VideoClipDataset(Dataset):
         if not self.skip_bad_videos:
             return [self[i] for i in indices]
         return [load_or_skip(self.__getitem__, lambda i: self.samples[i][0], i) for i in indices]
+
+
+class VideoViewsDataset(Dataset):
+    """Multi-view test items: ``(views (clips * crops, C, T, H, W) float32, label int)``, one per video.
+
+    View ``i * crops + j`` is clip ``i`` (:func:`~datamodules.video.sampling.view_starts`, evenly spaced in
+    time) at crop ``j`` (:func:`~datamodules.video.transforms.view_crop_boxes`, evenly spaced along the long
+    side): VideoMAE's test views. Deterministic; the file is opened once for all clips; a bad file raises
+    naming it, and a video shorter than a clip gives its padded clip (as ``short_clips="pad"``).
+
+    Args:
+        samples: ``(path, label)`` pairs.
+        num_frames: frames per clip ``T``.
+        sampling_rate: spacing between sampled frames.
+        transform: an eval :class:`~datamodules.video.transforms.ClipTransform` (its ``views`` method).
+        clips: temporal clips per video.
+        crops: spatial crops per clip.
+        backend: decoder, see :func:`datamodules.video.decoding.read_frames`.
+        decode_timeout_s: wall-clock limit per decoder attempt (``None``: none).
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]], num_frames: int, sampling_rate: int, transform: Any,
+                 clips: int, crops: int, backend: Literal["auto", "decord", "pyav"] = "auto",
+                 decode_timeout_s: Optional[float] = None) -> None:
+        for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_views(clips, crops)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_timeout(decode_timeout_s)
+        self.samples = [(str(path), int(label)) for path, label in samples]
+        self.num_frames, self.sampling_rate, self.transform = num_frames, sampling_rate, transform
+        self.clips, self.crops, self.backend, self.decode_timeout_s = clips, crops, backend, decode_timeout_s
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _select(self, total_frames: int) -> list[int]:
+        return view_indices(total_frames, self.num_frames, self.sampling_rate, self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        frames = read_clip(path, self._select, self.backend, timeout_s=self.decode_timeout_s)
+        clips = frames.unflatten(0, (self.clips, self.num_frames))
+        return torch.cat([self.transform.views(clip, self.crops) for clip in clips]), label

@@ -1,4 +1,5 @@
-"""Choose which frames of a video form one clip, and what to do with videos too short for one."""
+"""Choose which frames of a video form one clip (or, for multi-view testing, several), and what to do with
+videos too short for one."""
 
 from __future__ import annotations
 
@@ -54,9 +55,48 @@ def clip_indices(
     if short == "skip" and total_frames < needed:
         raise TooShortError(f"the video has {total_frames} frames, a clip of num_frames={num_frames} at "
                             f"sampling_rate={sampling_rate} needs {needed} (short_clips='skip')")
-    max_start = max(total_frames - num_frames * sampling_rate, 0)
+    max_start = _max_start(total_frames, num_frames, sampling_rate)
     if mode == "center":
         start = max_start // 2
     else:
         start = int(torch.randint(0, max_start + 1, (1,), generator=generator))
+    return _clip_from(start, total_frames, num_frames, sampling_rate)
+
+
+def _max_start(total_frames: int, num_frames: int, sampling_rate: int) -> int:
+    return max(total_frames - num_frames * sampling_rate, 0)
+
+
+def _clip_from(start: int, total_frames: int, num_frames: int, sampling_rate: int) -> list[int]:
     return [min(start + i * sampling_rate, total_frames - 1) for i in range(num_frames)]
+
+
+def check_views(clips: int, crops: int) -> None:
+    """``clips`` and ``crops`` (the multi-view test counts) are positive integers."""
+    for name, value in (("clips", clips), ("crops", crops)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer (views per test video; 1 = the centre view), "
+                             f"got {value!r}")
+
+
+def view_starts(total_frames: int, num_frames: int, sampling_rate: int, clips: int) -> list[int]:
+    """First frame of each of ``clips`` test clips: evenly spaced from the first start that fits to the last.
+
+    VideoMAE's test protocol (``temporal_step = max((len - clip_span) / (clips - 1), 0)``, start ``int(i *
+    step)``), in decoded frames rather than on its grid of every ``sampling_rate``-th frame. One clip is the
+    centre clip of :func:`clip_indices`, so ``clips=1`` is the single-view protocol exactly. A video with fewer
+    than ``clips`` possible starts repeats starts (a video no longer than one clip gives ``clips`` copies of
+    its padded clip), as VideoMAE's loader does: no error, since a video's mean over identical views is that
+    view's score.
+    """
+    check_views(clips, 1)
+    max_start = _max_start(total_frames, num_frames, sampling_rate)
+    if clips == 1:
+        return [max_start // 2]
+    return [int(i * max_start / (clips - 1)) for i in range(clips)]
+
+
+def view_indices(total_frames: int, num_frames: int, sampling_rate: int, clips: int) -> list[int]:
+    """The frames of :func:`view_starts`' clips, clip after clip: ``clips * num_frames`` indices."""
+    return [index for start in view_starts(total_frames, num_frames, sampling_rate, clips)
+            for index in _clip_from(start, total_frames, num_frames, sampling_rate)]

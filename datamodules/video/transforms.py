@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datamodules.video.sampling import check_views
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Aspect-ratio range of the random crop, as torchvision's RandomResizedCrop.
@@ -53,6 +55,24 @@ def centre_square_box(height: int, width: int) -> tuple[int, int, int, int]:
     """``(top, left, side, side)`` of the centred square with the frame's shorter side."""
     side = min(height, width)
     return (height - side) // 2, (width - side) // 2, side, side
+
+
+def view_crop_boxes(height: int, width: int, crops: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, side, side)`` of ``crops`` squares with the shorter side, evenly spaced along the longer.
+
+    VideoMAE's test crops (short side resized to the crop size, ``spatial_step = (long - short) / (crops -
+    1)``, offset ``int(j * step)``), computed in the decoded frame's pixels before resizing: the same regions
+    up to rounding. The first and last crops touch the frame's ends; one crop is :func:`centre_square_box`,
+    so ``crops=1`` is the single-view protocol exactly. On a square frame every crop is the whole frame.
+    """
+    check_views(1, crops)
+    if crops == 1:
+        return [centre_square_box(height, width)]
+    side = min(height, width)
+    offsets = [int(j * (max(height, width) - side) / (crops - 1)) for j in range(crops)]
+    if height > width:
+        return [(offset, 0, side, side) for offset in offsets]
+    return [(0, offset, side, side) for offset in offsets]
 
 
 def _resize(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -110,18 +130,39 @@ class ClipTransform:
         self, frames: Union[torch.Tensor, np.ndarray], generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
         """Transform frames ``(T, H, W, 3)`` uint8 into ``(C, T, img_size, img_size)`` float32."""
-        frames = torch.as_tensor(frames)
-        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
-        video = frames.permute(0, 3, 1, 2)  # (T, C, H, W) view; crop and resize before going to float
+        video = _as_tchw(frames)  # crop and resize before going to float
         if self.train:
-            top, left, crop_h, crop_w = random_crop_box(*video.shape[-2:], self.min_scale, generator)
+            box = random_crop_box(*video.shape[-2:], self.min_scale, generator)
         else:
             # Same region as resizing the shorter side to img_size then centre-cropping, but
             # cropping first resizes fewer pixels.
-            top, left, crop_h, crop_w = centre_square_box(*video.shape[-2:])
+            box = centre_square_box(*video.shape[-2:])
+        flip = self.train and self.hflip and float(torch.rand(1, generator=generator)) < 0.5
+        return self._crop(video, box, flip)
+
+    def views(self, frames: Union[torch.Tensor, np.ndarray], crops: int) -> torch.Tensor:
+        """The eval transform at ``crops`` spatial positions: ``(crops, C, T, img_size, img_size)``.
+
+        Crops are :func:`view_crop_boxes` (VideoMAE's test crops); ``crops=1`` equals ``self(frames)``.
+        """
+        if self.train:
+            raise ValueError("test views are an eval transform: build the ClipTransform with train=False")
+        video = _as_tchw(frames)
+        return torch.stack([self._crop(video, box, False) for box in view_crop_boxes(*video.shape[-2:], crops)])
+
+    def _crop(self, video: torch.Tensor, box: tuple[int, int, int, int], flip: bool) -> torch.Tensor:
+        """uint8 ``(T, C, H, W)`` cropped to ``box``, resized, flipped if asked, normalised to ``(C, T, H, W)``."""
+        top, left, crop_h, crop_w = box
         video = _resize(video[..., top:top + crop_h, left:left + crop_w], (self.img_size, self.img_size))
-        if self.train and self.hflip and float(torch.rand(1, generator=generator)) < 0.5:
+        if flip:
             video = video.flip(-1)
         video = (video.float() / 255.0 - self.mean) / self.std
         return video.permute(1, 0, 2, 3).contiguous()
+
+
+def _as_tchw(frames: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+    """uint8 frames ``(T, H, W, 3)`` as a ``(T, C, H, W)`` view, or a clear error."""
+    frames = torch.as_tensor(frames)
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    return frames.permute(0, 3, 1, 2)

@@ -58,6 +58,22 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0):
     return make_pipeline(StandardScaler(), model).fit(features, labels)
 
 
+def fit_classifier(train_x: np.ndarray, train_y: np.ndarray, protocol: Literal["svm", "logistic"] = "svm",
+                   seed: int = 0) -> tuple[object, float]:
+    """The fitted ``svm`` or ``logistic`` model on ``train_x (n, F)`` and its chosen C."""
+    if train_x.ndim != 2:
+        raise ValueError(f"features must be (n, F), got {train_x.shape}")
+    if not np.isfinite(train_x).all():
+        raise ValueError("features contain NaN or inf")
+    if protocol == "svm":
+        model = fit_svm(train_x, train_y)
+        return model, float(model.C)
+    if protocol == "logistic":
+        model = fit_logistic(train_x, train_y, seed)
+        return model, float(model[-1].C_[0])
+    raise ValueError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
+
+
 def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                              protocol: Literal["svm", "logistic"] = "svm", seed: int = 0) -> ClassificationResult:
     """Fit on ``train_x (n, F)`` and report test accuracy."""
@@ -65,12 +81,7 @@ def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: n
         raise ValueError(f"features must be (n, F) with equal F, got {train_x.shape} and {test_x.shape}")
     if not (np.isfinite(train_x).all() and np.isfinite(test_x).all()):
         raise ValueError("features contain NaN or inf")
-    if protocol == "svm":
-        model = fit_svm(train_x, train_y)
-        best_c = float(model.C)
-    elif protocol == "logistic":
-        model = fit_logistic(train_x, train_y, seed)
-        best_c = float(model[-1].C_[0])
-    else:
+    if protocol not in ("svm", "logistic"):
         raise ValueError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
+    model, best_c = fit_classifier(train_x, train_y, protocol, seed)
     return ClassificationResult(float((model.predict(test_x) == test_y).mean()), protocol, best_c)

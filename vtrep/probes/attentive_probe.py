@@ -45,7 +45,7 @@ Deviations, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -316,20 +316,23 @@ def fit_attentive_probe(train_tokens: torch.Tensor, train_y: torch.Tensor, eval_
 
 
 @torch.no_grad()
-def predict_views(probe: nn.Module, views: Sequence[torch.Tensor]) -> torch.Tensor:
+def predict_views(probe: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+                  views: Sequence[torch.Tensor]) -> torch.Tensor:
     """Multi-view prediction: the mean over views of ``softmax(probe(view))`` → probabilities ``(B, classes)``.
 
     For the attentive probe each view is ``(B, N, D)``: the tokens of a video's clips concatenated into
     one sequence per spatial view (``torch.cat(clip_tokens, dim=1)``), as in V-JEPA. Any probe that maps
     one view to logits works, e.g. :class:`~vtrep.probes.linear_probe.LinearProbe` on pooled ``(B, D)``
-    views (:func:`predict_pooled_views`).
+    views (:func:`predict_pooled_views`), or a function giving log-probabilities (softmax returns them
+    to the probabilities; ``vtrep probe``'s logistic and k-NN test views).
     """
     if len(views) == 0:
         raise ValueError("views must hold at least one view")
     batch = views[0].shape[0]
     if any(v.shape[0] != batch for v in views):
         raise ValueError(f"every view must have the same batch size, got {[v.shape[0] for v in views]}")
-    probe.eval()
+    if isinstance(probe, nn.Module):
+        probe.eval()
     return torch.stack([probe(v).float().softmax(dim=-1) for v in views]).mean(dim=0)
 
 

@@ -35,23 +35,29 @@ def _check(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, e
 
 
 @torch.no_grad()
-def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, k: int = 20,
-                temperature: float = 0.07, num_classes: int | None = None, chunk: int = 1024) -> torch.Tensor:
-    """Predicted class ``(m,)`` of each eval clip ``eval_x (m, D)`` by weighted vote of its ``k`` neighbours."""
+def knn_votes(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, k: int = 20,
+              temperature: float = 0.07, num_classes: int | None = None, chunk: int = 1024) -> torch.Tensor:
+    """Summed ``exp(similarity / temperature)`` votes ``(m, classes)`` of each eval clip's ``k`` neighbours."""
     positive_int("k", k)
     positive("temperature", temperature)
     positive_int("chunk", chunk)
     classes = int(train_y.max().item()) + 1 if num_classes is None else num_classes
     train = F.normalize(train_x.float(), dim=1)
     k = min(k, train.shape[0])
-    predictions = []
+    votes = []
     for start in range(0, eval_x.shape[0], chunk):
         sims = F.normalize(eval_x[start:start + chunk].float(), dim=1) @ train.T
         top_sims, top_idx = sims.topk(k, dim=1)
-        votes = torch.zeros(sims.shape[0], classes, device=sims.device)
-        votes.scatter_add_(1, train_y[top_idx].long(), (top_sims / temperature).exp())
-        predictions.append(votes.argmax(dim=1))
-    return torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+        chunk_votes = torch.zeros(sims.shape[0], classes, device=sims.device)
+        votes.append(chunk_votes.scatter_add_(1, train_y[top_idx].long(), (top_sims / temperature).exp()))
+    return torch.cat(votes) if votes else torch.zeros(0, classes)
+
+
+def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, k: int = 20,
+                temperature: float = 0.07, num_classes: int | None = None, chunk: int = 1024) -> torch.Tensor:
+    """Predicted class ``(m,)`` of each eval clip ``eval_x (m, D)`` by weighted vote of its ``k`` neighbours."""
+    votes = knn_votes(train_x, train_y, eval_x, k, temperature, num_classes, chunk)
+    return votes.argmax(dim=1) if len(votes) else torch.zeros(0, dtype=torch.long)
 
 
 def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, eval_y: torch.Tensor,

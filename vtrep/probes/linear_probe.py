@@ -64,10 +64,10 @@ def accuracy(probe: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (probe(x).argmax(dim=1) == y).float().mean().item()
 
 
-def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, eval_y: torch.Tensor,
-                     num_classes: int, epochs: int = 100, batch_size: int = 64, base_lr: float = 0.1,
-                     warmup_epochs: int = 10, seed: int = 0) -> ProbeResult:
-    """Train the probe on ``train_x (n, D)`` and report top-1 on ``eval_x``."""
+def train_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, epochs: int = 100,
+                       batch_size: int = 64, base_lr: float = 0.1, warmup_epochs: int = 10,
+                       seed: int = 0) -> LinearProbe:
+    """The probe trained on ``train_x (n, D)``: same seed, same inputs → same weights."""
     if train_x.shape[0] < 2:
         raise ValueError(f"need at least 2 training clips for a probe (BatchNorm), got {train_x.shape[0]}")
     generator = torch.Generator().manual_seed(seed)
@@ -91,5 +91,13 @@ def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch
             loss.backward()
             optimizer.step()
             scheduler.step()
+    return probe.eval()
+
+
+def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, eval_y: torch.Tensor,
+                     num_classes: int, epochs: int = 100, batch_size: int = 64, base_lr: float = 0.1,
+                     warmup_epochs: int = 10, seed: int = 0) -> ProbeResult:
+    """Train the probe on ``train_x (n, D)`` and report top-1 on ``eval_x``."""
+    probe = train_linear_probe(train_x, train_y, num_classes, epochs, batch_size, base_lr, warmup_epochs, seed)
     return ProbeResult(accuracy(probe, eval_x, eval_y), accuracy(probe, train_x, train_y),
                        train_x.shape[0], eval_x.shape[0])
