@@ -233,11 +233,14 @@ class VtrepCLI(LightningCLI):
     which stops at the first NaN / inf loss before it reaches the weights or a checkpoint. The run's
     ``config.yaml`` goes to its own folder whatever the logger (:class:`~vtrep.callbacks.run_config.RunDirSaveConfig`),
     and torch's CPU thread count is set so loader workers keep a core each (:func:`vtrep.hardware.apply_num_threads`).
+    An SAE's ``d_in`` comes from the datamodule's feature width (:class:`~vtrep.cli_links.SAEWidthLink`).
     """
 
     def __init__(self, *args, **kwargs):
         from vtrep.callbacks.run_config import RunDirSaveConfig
+        from vtrep.cli_links import SAEWidthLink
 
+        self.sae_width = SAEWidthLink(self._refuse)
         kwargs.setdefault("parser_class", VtrepArgumentParser)
         kwargs.setdefault("save_config_callback", RunDirSaveConfig)  # config.yaml in the run's own folder
         super().__init__(*args, **kwargs)
@@ -245,6 +248,17 @@ class VtrepCLI(LightningCLI):
     def init_parser(self, **kwargs):
         kwargs.setdefault("allow_abbrev", False)  # --trainer.max_step is an error, not max_steps
         return super().init_parser(**kwargs)
+
+    def add_arguments_to_parser(self, parser):
+        self.sae_width.add_to(parser)  # called once per subcommand's parser
+
+    def _refuse(self, message: str) -> None:
+        """A configuration error found after parsing: one ``vtrep <command>: error:`` line (no usage dump), exit 2."""
+        if _debug():
+            raise ValueError(message)
+        sys.stderr.write(f"vtrep {self.subcommand or ''}".rstrip() + f": error: {message}\n"
+                         "(VTREP_DEBUG=1 shows the full error)\n")
+        sys.exit(2)
 
     def setup_parser(self, add_subcommands, main_kwargs, subparser_kwargs):
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
@@ -275,6 +289,8 @@ class VtrepCLI(LightningCLI):
         ckpt_path = settings.get("ckpt_path") if settings is not None else None
         if isinstance(ckpt_path, str) and _local_path(ckpt_path) and not Path(ckpt_path).exists():
             raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
+        if settings is not None:
+            self.sae_width.check(settings)
 
     def instantiate_trainer(self, **kwargs):
         from vtrep.callbacks import FiniteLossGuard, RNGStateCheckpoint

@@ -66,7 +66,12 @@ class PlantedDataModule(L.LightningDataModule):
         x, self.atoms = planted_activations(num_samples, d, num_atoms, active, noise, zipf, seed)
         cut = num_samples - int(round(val_fraction * num_samples))
         self.train_set, self.val_set = PlantedRows(x[:cut]), PlantedRows(x[cut:], first_row=cut)
-        self.batch_size = batch_size
+        self.batch_size, self.width = batch_size, d
+
+    @property
+    def feature_width(self) -> int:
+        """The rows' width ``d``: ``vtrep fit`` gives it to the SAE as ``d_in`` (``vtrep.cli_links``)."""
+        return self.width
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True,

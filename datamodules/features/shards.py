@@ -223,6 +223,12 @@ class FeatureDataModule(L.LightningDataModule):
                                  f"root={root!r} width {index['width']} / meta {index['meta']}")
         self.root, self.val_root, self.batch_size, self.buffer_rows = root, val_root, batch_size, buffer_rows
         self.val_shards, self.num_workers, self.seed, self.count = val_shards, num_workers, seed, count
+        self.width = int(index["width"])
+
+    @property
+    def feature_width(self) -> int:
+        """The rows' width: ``vtrep fit`` gives it to the SAE as ``d_in`` (``vtrep.cli_links``)."""
+        return self.width
 
     def train_dataloader(self) -> DataLoader:
         shards = list(range(self.count - self.val_shards))
