@@ -110,12 +110,21 @@ def _draw(out: Path, stats, files, acc, acts, items, source, span, max_frames, m
     return "summary.png"
 
 
+def _skipped_note(source: dict, features) -> str:
+    """The videos ``vtrep extract`` skipped as unreadable, which have no features to report on."""
+    skipped = source.get("skipped") or []
+    if not skipped:
+        return ""
+    return f" ({len(skipped)} unreadable videos skipped at extraction: {Path(features) / 'skipped_videos.txt'})"
+
+
 def _header(sae_dir, model, features, source, acc, span) -> dict[str, str]:
     extra = f", k={model.k}" if hasattr(model, "k") else ""
     return {"SAE": f"{sae_dir} ({type(model).__name__}, K={model.num_latents}, d_in={model.d_in}{extra})",
             "features": str(features), "encoder": source.get("encoder", "?"),
             "data": source.get("data", {}).get("class_path", "?"), "split": source.get("split", "?"),
-            "kind": acc.layout.kind, "items": str(acc.items), "tokens": str(acc.tokens),
+            "kind": acc.layout.kind, "items": str(acc.items) + _skipped_note(source, features),
+            "tokens": str(acc.tokens),
             "temporal positions": f"{acc.num_positions}; position p covers {span.unit} "
                                   f"[{span.offset} + {span.stride}·p, +{span.size})"}
 

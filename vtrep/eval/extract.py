@@ -1,7 +1,8 @@
 """Token-level features of a frozen encoder, written with their metadata as shards (``datamodules.features.shards``).
 
 Video (``VIDEO_META``): every token of every clip, ``(B·N, D)``, with ``clip, t, h, w, label`` —
-``clip`` counts clips in loader order, ``(t, h, w)`` is the token's place in the grid (tokens are
+``clip`` is the clip's index in its split (loader order; a video skipped as unreadable leaves its number
+unused, see :mod:`vtrep.eval.extract_skips`), ``(t, h, w)`` is the token's place in the grid (tokens are
 t-major), ``label`` is the clip's class or −1 when the loader gives none.
 
 Series (``SERIES_META``): ``series, channel, patch, label``. A patch encoder (PatchTST, PITS) is
@@ -17,6 +18,8 @@ for video (``VideoViT.forward``), TS2Vec's max over patches/steps for series
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import torch
 
 from datamodules.features.shards import FeatureShardWriter
@@ -29,6 +32,22 @@ SERIES_META = ["series", "channel", "patch", "label"]
 POOLED_META = ["item", "label"]
 
 
+class ItemBatch(NamedTuple):
+    """A batch with its items' indices in the split, from a loader that may leave bad items out."""
+
+    items: torch.Tensor  # (B,) int64
+    batch: Any
+
+
+def _unpack(batch: Any, key: str, seen: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(input, label, item indices)``; a plain batch's items follow the ``seen`` before it."""
+    items = None
+    if isinstance(batch, ItemBatch):
+        items, batch = batch.items, batch.batch
+    x, label = batch_input_and_label(batch, key)
+    return x, label, (seen + torch.arange(len(x))) if items is None else items.long().cpu()
+
+
 def _labels(label: torch.Tensor | None, count: int) -> torch.Tensor:
     return torch.full((count,), -1, dtype=torch.long) if label is None else torch.as_tensor(label).long().cpu()
 
@@ -39,11 +58,11 @@ def _grid_cells(*sizes: int) -> torch.Tensor:
     return torch.stack(axes, dim=-1).reshape(-1, len(sizes))
 
 
-def _add_tokens(writer: FeatureShardWriter, tokens: torch.Tensor, cells: torch.Tensor, first_item: int,
+def _add_tokens(writer: FeatureShardWriter, tokens: torch.Tensor, cells: torch.Tensor, items: torch.Tensor,
                 label: torch.Tensor | None) -> None:
-    """Write tokens ``(B, M, D)`` with metadata ``item, *cells (M, c), label`` (items numbered from ``first_item``)."""
+    """Write tokens ``(B, M, D)`` with metadata ``item, *cells (M, c), label`` (``items (B,)``: their numbers)."""
     b, m, d = tokens.shape
-    meta = torch.cat([(first_item + torch.arange(b)).repeat_interleave(m)[:, None], cells.repeat(b, 1),
+    meta = torch.cat([items.repeat_interleave(m)[:, None], cells.repeat(b, 1),
                       _labels(label, b).repeat_interleave(m)[:, None]], dim=1)
     writer.add(tokens.reshape(b * m, d), meta)
 
@@ -57,16 +76,17 @@ def _check_meta(writer: FeatureShardWriter, names: list[str]) -> None:
 def extract_video_tokens(backbone, loader, writer: FeatureShardWriter, device: str | torch.device = "cpu") -> int:
     """Encode every clip of ``loader`` with ``backbone`` (a ``VideoViT``) and add its tokens to ``writer``.
 
-    Returns the number of clips; the caller closes the writer.
+    Batches may be :class:`ItemBatch` (clips numbered by their split index). Returns the number of clips
+    encoded; the caller closes the writer.
     """
     _check_meta(writer, VIDEO_META)
     backbone = backbone.eval().to(device)
     cells = _grid_cells(*backbone.grid)  # (N, 3) in the encoder's t-major token order
     clips = 0
     for batch in loader:
-        video, label = batch_input_and_label(batch, "video")
+        video, label, items = _unpack(batch, "video", clips)
         tokens = backbone.forward_features(video.to(device))  # (B, N, D)
-        _add_tokens(writer, tokens, cells, clips, label)
+        _add_tokens(writer, tokens, cells, items, label)
         clips += tokens.shape[0]
     return clips
 
@@ -95,7 +115,7 @@ def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bo
     for batch in loader:
         x, label = batch_input_and_label(batch, "series")
         tokens, cells = series_tokens(encoder, x.to(device).float(), revin)
-        _add_tokens(writer, tokens, cells, count, label)
+        _add_tokens(writer, tokens, cells, count + torch.arange(tokens.shape[0]), label)
         count += tokens.shape[0]
     return count
 
@@ -103,17 +123,18 @@ def extract_series_tokens(encoder, loader, writer: FeatureShardWriter, revin: bo
 @torch.no_grad()
 def extract_pooled(encoder, loader, writer: FeatureShardWriter, kind: str, revin: bool = True,
                    device: str | torch.device = "cpu") -> int:
-    """One pooled feature row per item of ``loader`` (``kind`` "video" or "series"); returns the item count."""
+    """One pooled feature row per item of ``loader`` (``kind`` "video" or "series"; batches may be
+    :class:`ItemBatch`); returns the count of items encoded."""
     from vtrep.eval.series_features import series_representations
 
     _check_meta(writer, POOLED_META)
     encoder = encoder.eval().to(device)
     count = 0
     for batch in loader:
-        x, label = batch_input_and_label(batch, kind)
+        x, label, items = _unpack(batch, kind, count)
         x = x.to(device)
         pooled = encoder(x) if kind == "video" else series_representations(encoder, x.float(), revin=revin)
         b = pooled.shape[0]
-        writer.add(pooled, torch.stack([count + torch.arange(b), _labels(label, b)], dim=1))
+        writer.add(pooled, torch.stack([items, _labels(label, b)], dim=1))
         count += b
     return count

@@ -22,6 +22,7 @@ from vtrep.eval.extract import (
     extract_series_tokens,
     extract_video_tokens,
 )
+from vtrep.eval.extract_skips import SkippingExtraction, skips_bad_videos
 from vtrep.eval.feature_source import split_loader, write_source
 from vtrep.eval.geometry import with_encoder_geometry
 
@@ -33,6 +34,11 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
             batch_size: int | None = None, shard_rows: int = 1 << 18,
             dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
     """Write every token (or one pooled row per item) of ``split`` with its metadata to a new folder ``output``.
+
+    A video no decoder reads is skipped and reported as ``vtrep fit`` does (:mod:`vtrep.eval.extract_skips`):
+    warned about, listed in ``source.json`` and ``skipped_videos.txt`` / ``.json`` in ``output``, its clip number
+    left unused; more than the datamodule's ``max_skip_fraction`` of the split stops the extraction. A failed
+    extraction leaves no ``output`` folder.
 
     Args:
         encoder: a saved encoder folder (``<log dir>/encoder`` of ``vtrep fit``) or a Lightning ``.ckpt``.
@@ -61,8 +67,8 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     # no half-written feature folder under the name a later step would read
     staging = final.parent / f".{final.name}.partial-{os.getpid()}"
     try:
-        count, writer, seconds = _write_features(module, revin, kind, data, staging, split, features, encoder,
-                                                 batch_size, shard_rows, dtype, device)
+        count, writer, seconds, skipped = _write_features(module, revin, kind, data, staging, split, features,
+                                                          encoder, batch_size, shard_rows, dtype, device)
         if final.exists():
             final.rmdir()  # the empty folder a user may have made for it
         staging.rename(final)
@@ -73,15 +79,20 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     what = "pooled rows" if features == "pooled" else "tokens"
     print(f"wrote {rows} {what} of width {writer.width} from {count} {kind} items to {final} "
           f"({len(writer.shards)} shards, {seconds:.1f} s)")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable videos (no features; listed in {final / 'skipped_videos.txt'} "
+              "and source.json)")
     return final
 
 
 def _write_features(module, revin, kind, data, out: Path, split, features, encoder, batch_size, shard_rows, dtype,
-                    device) -> tuple[int, FeatureShardWriter, float]:
+                    device) -> tuple[int, FeatureShardWriter, float, list]:
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
     writer = FeatureShardWriter(out, names, shard_rows, DTYPES[dtype])
     loader = split_loader(data, split, batch_size)
     items = len(loader.dataset)
+    if skips_bad_videos(data, loader):  # video files: a bad one is skipped and reported, as in fit
+        loader = SkippingExtraction(loader, data.skip_tracker.max_skip_fraction, split)
     start = time.perf_counter()
     with torch.inference_mode():
         if features == "pooled":
@@ -90,13 +101,18 @@ def _write_features(module, revin, kind, data, out: Path, split, features, encod
             count = extract_video_tokens(module, loader, writer, device)
         else:
             count = extract_series_tokens(module, loader, writer, revin, device)
-    if count != items:
-        raise RuntimeError(f"encoded {count} items but the split has {items}; the loader must not drop or repeat items")
+    skipped = loader.skipped if isinstance(loader, SkippingExtraction) else []
+    if count + len(skipped) != items:
+        raise RuntimeError(f"encoded {count} and skipped {len(skipped)} items but the split has {items}; the loader "
+                           "must not drop or repeat items")
     geometry = {} if kind == "video" else {"patch_length": getattr(module, "patch_length", None),
                                            "stride": getattr(module, "stride", None)}
-    write_source(out, kind, encoder, data, split, items=count, revin=revin, features=features, **geometry)
+    if isinstance(loader, SkippingExtraction):
+        geometry["skipped"] = skipped  # items without features, with their files: SourceItems.skipped
+        loader.write_report(out)
+    write_source(out, kind, encoder, data, split, items=items, revin=revin, features=features, **geometry)
     writer.close()
-    return count, writer, time.perf_counter() - start
+    return count, writer, time.perf_counter() - start, skipped
 
 
 def extract_cli(args: list[str] | None = None) -> Path:

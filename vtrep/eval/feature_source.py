@@ -97,6 +97,8 @@ class SourceItems:
         self.source = read_source(root)
         self.data = build_datamodule(self.source["data"])
         self.dataset = split_dataset(self.data, self.source["split"])
+        # items `vtrep extract` skipped as unreadable (no features): item number -> path, kind, reason
+        self.skipped = {int(entry["item"]): entry for entry in self.source.get("skipped", [])}
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -115,4 +117,8 @@ class SourceItems:
         if not 0 <= index < len(self.dataset):
             raise IndexError(f"item {index} is outside the {len(self.dataset)} items of split "
                              f"{self.source['split']!r}")
+        if index in self.skipped:
+            entry = self.skipped[index]
+            raise ValueError(f"item {index} ({entry['path']}) was skipped at extraction ({entry['kind']}): it has "
+                             "no features")
         return self.dataset[index]
