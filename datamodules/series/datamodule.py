@@ -51,7 +51,7 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
     As in TS2Vec the encoder trains on the training split and is evaluated on the test split, which
     serves as the validation loader here. ``train_set`` holds the whole labelled training series (what
     a probe classifies); the training loader reads ``fit_set``, the same series prepared as TS2Vec's
-    ``fit`` prepares them when ``max_train_length`` or ``centre_variable_length`` is set
+    ``fit`` prepares them when ``split_train_length`` or ``centre_variable_length`` is set
     (:mod:`datamodules.series.fit_series`: long series cut into pieces, NaN padding centred).
 
     Args:
@@ -65,15 +65,16 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
         generated_length: length of the generated series.
         drop_last: drop the last short training batch, with the batch capped at the split size (TS2Vec's ``fit``:
             ``min(batch_size, n)`` series a batch, ``drop_last=True``).
-        max_train_length: training series at least twice this long are cut into ``T // max_train_length``
-            pieces for the training loader (TS2Vec's ``max_train_length``: 3000; None: never cut).
+        split_train_length: training series at least twice this long are cut into ``T // split_train_length``
+            pieces for the training loader (TS2Vec's ``max_train_length``: 3000; None: never cut). Named apart
+            from the task's ``max_train_length`` crop: Lightning refuses one hparam name with two values.
         centre_variable_length: the training loader's series have their NaN padding split evenly before and
             after the observed part (TS2Vec's ``fit``); series NaN everywhere are dropped.
     """
 
     def __init__(self, root: str | None = None, name: str = "generated", batch_size: int = 8, num_workers: int = 0,
                  normalise: bool = True, nan_to_zero: bool = False, generated_per_class: int = 50,
-                 generated_length: int = 128, drop_last: bool = False, max_train_length: int | None = None,
+                 generated_length: int = 128, drop_last: bool = False, split_train_length: int | None = None,
                  centre_variable_length: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
@@ -81,10 +82,10 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
         self.root, self.name, self.normalise, self.nan_to_zero = resolve_data_path(root), name, normalise, nan_to_zero
         self.batch_size, self.num_workers = batch_size, num_workers
         self.generated_per_class, self.generated_length = generated_per_class, generated_length
-        if max_train_length is not None and max_train_length < 1:
-            raise ValueError(f"max_train_length must be >= 1 (or null: never cut), got {max_train_length}")
-        self.drop_last, self.max_train_length, self.centre_variable_length = (drop_last, max_train_length,
-                                                                               centre_variable_length)
+        if split_train_length is not None and split_train_length < 1:
+            raise ValueError(f"split_train_length must be >= 1 (or null: never cut), got {split_train_length}")
+        self.drop_last, self.split_train_length, self.centre_variable_length = (drop_last, split_train_length,
+                                                                                 centre_variable_length)
         self.train_set = self.test_set = self.fit_set = None
         self.classes: list[str] = []
 
@@ -101,9 +102,9 @@ class SeriesClassificationDataModule(_LoaderMixin, L.LightningDataModule):
             train, test, self.classes = load_classification(root, self.name, self.normalise)
             (train_x, train_y), (test_x, test_y) = (train.x, train.y), (test.x, test.y)
         fit_x, fit_y = train_x, train_y
-        prepared = self.max_train_length is not None or self.centre_variable_length
+        prepared = self.split_train_length is not None or self.centre_variable_length
         if prepared:
-            fit_x, fit_y = ts2vec_fit_series(train_x, train_y, self.max_train_length, self.centre_variable_length)
+            fit_x, fit_y = ts2vec_fit_series(train_x, train_y, self.split_train_length, self.centre_variable_length)
         if self.nan_to_zero:
             train_x, test_x, fit_x = (np.nan_to_num(x, nan=0.0) for x in (train_x, test_x, fit_x))
         self.train_set = TensorDataset(torch.from_numpy(train_x), torch.from_numpy(train_y))

@@ -2,7 +2,7 @@
 
 One generated set holds them all: NaN-padded variable-length series (lengths 12–24), 60 classes
 labelled by negative, non-contiguous numbers, and training series cut into pieces (the fit config
-sets ``max_train_length`` 8, so the 24-step width is cut into three, some pieces pure padding).
+sets ``split_train_length`` 8, so the 24-step width is cut into three, some pieces pure padding).
 The default suite runs the chain in this process (a short fit, then TS2Vec's SVM probe); the slow
 test runs the ``vtrep benchmark ucr`` command itself (one ``vtrep fit`` process, TS2Vec's budget).
 """
@@ -39,7 +39,7 @@ FIT = {
         "max_train_length": 8, "lr": 1.0e-2}},
     "data": {"class_path": "datamodules.SeriesClassificationDataModule",
              "init_args": {"root": None, "name": "generated", "batch_size": 8, "drop_last": True,
-                           "max_train_length": 8, "centre_variable_length": True}},
+                           "split_train_length": 8, "centre_variable_length": True}},
 }
 
 
@@ -85,7 +85,7 @@ def test_variable_length_sixty_class_set_fits_and_probes(tmp_path):
     assert 5 / CLASSES < result["accuracy"] <= 1.0  # finite and well above chance (1/60)
 
 
-@pytest.mark.slow  # one vtrep benchmark process and its vtrep fit: 40 s to 2 min on the shared 2-core machine
+@pytest.mark.slow  # one vtrep benchmark process and its vtrep fit: 25 s on a quiet 2-core machine, 2 min on a busy one
 def test_variable_length_sixty_class_set_goes_through_the_benchmark_command(tmp_path):
     write_awkward_set(tmp_path / "archive", "Awkward")
     (tmp_path / "fit.yaml").write_text(yaml.safe_dump(FIT))

@@ -61,7 +61,7 @@ def test_datamodule_trains_on_pieces_and_keeps_whole_series_for_the_probe(tmp_pa
     long = [row(-3 + 2 * (i % 2), [float(v) for v in range(11 + i)] + [NAN] * (3 - i)) for i in range(4)]
     write_set(tmp_path, "Long", long, long)
     data = SeriesClassificationDataModule(root=str(tmp_path), name="Long", batch_size=4, drop_last=True,
-                                          max_train_length=4, centre_variable_length=True)
+                                          split_train_length=4, centre_variable_length=True)
     data.setup("fit")
     assert tuple(data.train_set.tensors[0].shape) == (4, 1, 14) and data.classes == ["-3", "-1"]
     assert tuple(data.fit_set.tensors[0].shape) == (12, 1, 5)  # 14 // 4 = 3 pieces of width 5 each
@@ -70,8 +70,8 @@ def test_datamodule_trains_on_pieces_and_keeps_whole_series_for_the_probe(tmp_pa
     plain = SeriesClassificationDataModule(root=str(tmp_path), name="Long")
     plain.setup("fit")
     assert plain.fit_set is plain.train_set
-    with pytest.raises(ValueError, match="max_train_length must be >= 1"):
-        SeriesClassificationDataModule(root=str(tmp_path), name="Long", max_train_length=0)
+    with pytest.raises(ValueError, match="split_train_length must be >= 1"):
+        SeriesClassificationDataModule(root=str(tmp_path), name="Long", split_train_length=0)
 
 
 def test_nan_padding_never_reaches_the_loss():
