@@ -18,9 +18,11 @@ from datamodules.faults.tracker import SkipContext, SkipTracker
 from datamodules.video.csv_index import read_video_csv
 from datamodules.video.dataset import VideoClipDataset, VideoViewsDataset
 from datamodules.video.decoding import BACKENDS
+from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.folder import list_video_folder
 from datamodules.video.sampling import check_short_clips, check_views
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
+from vtrep.checks import non_negative_int
 
 Samples = list[tuple[str, int]]
 
@@ -66,6 +68,10 @@ class VideoDataModule(L.LightningDataModule):
             ``"skip"`` them (reported like bad files) or ``"pad"`` the clip by repeating the last frame.
         max_skip_fraction: largest fraction of a split's videos that may be skipped per epoch, in [0, 1].
         decode_timeout_s: wall-clock limit per decoder attempt on one file (``None``: none).
+        cache_decoded_mb: decode each train / val video once and keep its frames in memory, up to this
+            many MiB per process (each loader worker has its own cache; persistent workers keep it across
+            epochs). For small datasets whose decoding costs more than the step, e.g. the generated
+            quickstart clips; 0 (default) decodes every visit. See :mod:`datamodules.video.frame_cache`.
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class VideoDataModule(L.LightningDataModule):
         short_clips: Literal["skip", "pad"] = "skip",
         max_skip_fraction: float = 0.1,
         decode_timeout_s: Optional[float] = 60.0,
+        cache_decoded_mb: int = 0,
     ) -> None:
         super().__init__()
         if type(self).__init__ is VideoDataModule.__init__:
@@ -106,7 +113,9 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         check_short_clips(short_clips)
         check_timeout(decode_timeout_s)
+        non_negative_int("cache_decoded_mb", cache_decoded_mb)
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
+        self.cache_decoded_mb = cache_decoded_mb
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
         self.skip_tracker = SkipTracker(max_skip_fraction, self._skip_context)
         self._report_dir: Optional[Path] = None
@@ -181,7 +190,11 @@ class VideoDataModule(L.LightningDataModule):
                                 self.train_transform if train else self.eval_transform,
                                 mode="random" if train else "center", backend=self.backend,
                                 short_clips=self.short_clips if skip else "pad",
-                                decode_timeout_s=self.decode_timeout_s, skip_bad_videos=skip)
+                                decode_timeout_s=self.decode_timeout_s, skip_bad_videos=skip,
+                                frame_cache=self._frame_cache())
+
+    def _frame_cache(self) -> Optional[DecodedFrameCache]:
+        return DecodedFrameCache(self.cache_decoded_mb << 20) if self.cache_decoded_mb else None
 
     def setup(self, stage: Optional[str] = None) -> None:
         train, val, _ = self._ensure_index()

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from datamodules.faults.skips import load_or_skip
 from datamodules.faults.time_limit import check_timeout
 from datamodules.video.decoding import BACKENDS, read_clip
+from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.sampling import (
     SAMPLING_MODES,
     ShortClips,
@@ -41,6 +42,8 @@ class VideoClipDataset(Dataset):
             the item (see :func:`datamodules.video.sampling.clip_indices`).
         decode_timeout_s: wall-clock limit per decoder attempt (``None``: none).
         skip_bad_videos: batch fetches mark unloadable items instead of raising.
+        frame_cache: decode each video once and sample its clips from memory (small datasets; see
+            :mod:`datamodules.video.frame_cache`); ``None`` decodes every visit.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class VideoClipDataset(Dataset):
         short_clips: ShortClips = "pad",
         decode_timeout_s: Optional[float] = None,
         skip_bad_videos: bool = False,
+        frame_cache: Optional[DecodedFrameCache] = None,
     ) -> None:
         for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate)):
             if not isinstance(value, int) or value <= 0:
@@ -68,7 +72,7 @@ class VideoClipDataset(Dataset):
         self.num_frames, self.sampling_rate = num_frames, sampling_rate
         self.transform, self.mode, self.backend = transform, mode, backend
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
-        self.skip_bad_videos = skip_bad_videos
+        self.skip_bad_videos, self.frame_cache = skip_bad_videos, frame_cache
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -78,7 +82,8 @@ class VideoClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        frames = read_clip(path, self._select, self.backend, timeout_s=self.decode_timeout_s)
+        read = self.frame_cache.read if self.frame_cache is not None else read_clip
+        frames = read(path, self._select, self.backend, timeout_s=self.decode_timeout_s)
         return self.transform(frames), label
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:

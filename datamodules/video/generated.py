@@ -184,6 +184,7 @@ class SyntheticVideoDataModule(VideoDataModule):
         backend: Literal["auto", "decord", "pyav"] = "auto",
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
+        cache_decoded_mb: int = 0,
     ) -> None:
         _check_generation_params(num_per_class, num_frames, size, seed)
         self.generation = dict(num_per_class=num_per_class, num_frames=num_frames, size=size, seed=seed)
@@ -193,7 +194,7 @@ class SyntheticVideoDataModule(VideoDataModule):
         super().__init__(root=str(planned), num_frames=num_frames, sampling_rate=sampling_rate,
                          img_size=img_size, batch_size=batch_size, num_workers=num_workers,
                          val_fraction=val_fraction, split_seed=split_seed, min_scale=min_scale,
-                         hflip=hflip, backend=backend, mean=mean, std=std)
+                         hflip=hflip, backend=backend, mean=mean, std=std, cache_decoded_mb=cache_decoded_mb)
         self.save_hyperparameters()
         self._generated = False
 
