@@ -69,8 +69,8 @@ class VideoDataModule(L.LightningDataModule):
         max_skip_fraction: largest fraction of a split's videos that may be skipped per epoch, in [0, 1].
         decode_timeout_s: wall-clock limit per decoder attempt on one file (``None``: none).
         cache_decoded_mb: decode each train / val video once and keep its frames in memory, up to this
-            many MiB per process (each loader worker has its own cache; persistent workers keep it across
-            epochs). For small datasets whose decoding costs more than the step, e.g. the generated
+            many MiB per process, shared by all splits and loaders of the module (each loader worker has its
+            own copy; persistent workers keep it across epochs). For small datasets whose decoding costs more than the step, e.g. the generated
             quickstart clips; 0 (default) decodes every visit. See :mod:`datamodules.video.frame_cache`.
     """
 
@@ -116,6 +116,7 @@ class VideoDataModule(L.LightningDataModule):
         non_negative_int("cache_decoded_mb", cache_decoded_mb)
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
         self.cache_decoded_mb = cache_decoded_mb
+        self._decoded_cache: Optional[DecodedFrameCache] = None
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
         self.skip_tracker = SkipTracker(max_skip_fraction, self._skip_context)
         self._report_dir: Optional[Path] = None
@@ -194,7 +195,11 @@ class VideoDataModule(L.LightningDataModule):
                                 frame_cache=self._frame_cache())
 
     def _frame_cache(self) -> Optional[DecodedFrameCache]:
-        return DecodedFrameCache(self.cache_decoded_mb << 20) if self.cache_decoded_mb else None
+        # One cache for every split and loader of this module: a probe that extracts features for the
+        # pretrained and the random-init encoder decodes each video once, not twice.
+        if self.cache_decoded_mb and self._decoded_cache is None:
+            self._decoded_cache = DecodedFrameCache(self.cache_decoded_mb << 20)
+        return self._decoded_cache
 
     def setup(self, stage: Optional[str] = None) -> None:
         train, val, _ = self._ensure_index()

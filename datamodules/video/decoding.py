@@ -14,6 +14,7 @@ decoder gets its own full limit.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
@@ -53,6 +54,23 @@ def _decord_read(path: str, select: FrameSelector) -> np.ndarray:
     return reader.get_batch(indices).asnumpy()
 
 
+_PYAV_LOCAL = threading.local()
+
+
+def _pyav_rgb(frame) -> np.ndarray:
+    """``frame`` as uint8 RGB ``(H, W, 3)`` through one reformatter per thread.
+
+    ``frame.to_ndarray(format="rgb24")`` builds a new swscale context for every frame: 1.5 ms of set-up
+    for a 32 x 32 frame, 10x its decode. A reused reformatter keeps its context (same pixels).
+    """
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = getattr(_PYAV_LOCAL, "reformatter", None)
+    if reformatter is None:
+        reformatter = _PYAV_LOCAL.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
 def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
     import av
 
@@ -70,7 +88,7 @@ def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
         for last_index, frame in enumerate(container.decode(stream)):
             last_frame = frame
             if needed is None or last_index in needed:
-                frames[last_index] = frame.to_ndarray(format="rgb24")
+                frames[last_index] = _pyav_rgb(frame)
             if last_needed is not None and last_index >= last_needed:
                 break
         if last_frame is None:
@@ -79,7 +97,7 @@ def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
             wanted = _check_indices(select(last_index + 1))
         # Metadata can overstate the length: clamp to the last frame actually decoded.
         if last_index not in frames:
-            frames[last_index] = last_frame.to_ndarray(format="rgb24")
+            frames[last_index] = _pyav_rgb(last_frame)
         return np.stack([frames[i] for i in _clamp(wanted, last_index + 1)])
 
 

@@ -104,3 +104,18 @@ def test_datamodule_batches_are_the_same_with_the_cache(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(16), strict=True))
     with pytest.raises(ValueError, match="cache_decoded_mb"):
         SyntheticVideoDataModule(cache_dir=str(tmp_path), cache_decoded_mb=-1)
+
+
+def test_datamodule_loaders_share_one_cache(tmp_path: Path, decode_count: list[str]) -> None:
+    # A probe extracts features of the same split for two encoders: the second pass must not decode again.
+    from datamodules.video.generated import SyntheticVideoDataModule
+
+    data = SyntheticVideoDataModule(cache_dir=str(tmp_path), num_per_class=3, num_frames=4, size=16, img_size=16,
+                                    batch_size=4, cache_decoded_mb=16, backend="pyav")
+    data.prepare_data()
+    data.setup("fit")
+    first = [batch[0] for batch in data.feature_dataloader("val")]
+    after_first = len(decode_count)
+    second = [batch[0] for batch in data.feature_dataloader("val")]
+    assert after_first > 0 and len(decode_count) == after_first
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
