@@ -68,7 +68,7 @@ def test_bad_patch_size_names_parameter(tmp_path, monkeypatch, capsys):
     with pytest.raises((SystemExit, ValueError)) as info:
         run_cli(["fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"), *TINY_DATA,
                  "--model.init_args.backbone.init_args.img_size", "30", "--trainer.fast_dev_run", "1"])
-    assert "img_size=30 is not divisible by patch_size=4" in str(info.value) + capsys.readouterr().err
+    assert "img_size=30 is not divisible by patch_size=8" in str(info.value) + capsys.readouterr().err
 
 
 @pytest.mark.parametrize("experiment", ["series_mae_quickstart", "pits_quickstart", "ts2vec_quickstart",

@@ -106,7 +106,7 @@ def test_named_pieces_are_the_resolved_nodes(capsys):
     piece = lambda rel: yaml.safe_load((CONFIGS / rel).read_text())  # noqa: E731
     init = config["model"]["init_args"]
     assert mismatches(piece("masking/random_0.5.yaml"), init["masking"]) == []
-    assert mismatches(piece("model/vit_micro_32px.yaml"), init["backbone"]) == []
+    assert mismatches(piece("model/vit_micro_32px_p8t4.yaml"), init["backbone"]) == []
     assert mismatches(piece("data/synthetic_quickstart.yaml")["data"], config["data"]) == []
     assert mismatches(piece("trainer/checkpoint_last.yaml"), config["trainer"]["callbacks"]) == []
     dual = fit_config("dual_masking_quickstart", capsys)

@@ -1,4 +1,4 @@
-"""``vtrep benchmark <suite>``: one command per suite (``ucr``, ``ett``, ``video``)."""
+"""``vtrep benchmark <suite>``: one command per suite (``ucr``, ``ett``, ``video``, ``quickstart``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ def benchmark_cli(args: list[str] | None = None):
     from jsonargparse import CLI
 
     from vtrep.benchmark.ett import benchmark_ett
+    from vtrep.benchmark.quickstart import benchmark_quickstart
     from vtrep.benchmark.ucr import benchmark_ucr
     from vtrep.benchmark.video import benchmark_video
 
-    return CLI({"ucr": benchmark_ucr, "ett": benchmark_ett, "video": benchmark_video}, args=args,
+    return CLI({"ucr": benchmark_ucr, "ett": benchmark_ett, "video": benchmark_video,
+                "quickstart": benchmark_quickstart}, args=args,
                as_positional=False)
