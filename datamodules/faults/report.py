@@ -22,7 +22,10 @@ def format_examples(skipped: Sequence[SkippedVideo]) -> str:
 
 
 def pass_label(split: str, epoch: int, stage: str | None) -> str:
-    """``train epoch 3`` (``... (sanity check)`` for Lightning's pre-training check), in messages and the report."""
+    """``train epoch 3`` (``... (sanity check)`` for Lightning's pre-training check; ``train extraction`` for
+    ``vtrep extract``'s one pass), in messages and the report."""
+    if stage == "extract":
+        return f"{split} extraction"
     return f"{split} epoch {epoch}" + (" (sanity check)" if stage == "sanity_check" else "")
 
 

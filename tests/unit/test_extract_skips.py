@@ -86,7 +86,7 @@ def test_more_bad_videos_than_max_skip_fraction_stop_the_extraction_leaving_no_f
     _, encoder_dir = encoder
     root = clips_folder(tmp_path / "clips", bad={"a/1.mp4"})
     out = tmp_path / "features"
-    with pytest.warns(SkippedVideoWarning), pytest.raises(TooManySkippedVideos, match="a/1.mp4"):
+    with pytest.warns(SkippedVideoWarning), pytest.raises(TooManySkippedVideos, match="train extraction: .*a/1.mp4"):
         main(extract_args(encoder_dir, root, out))  # the default limit, 0.1, as in fit
     assert not out.exists() and not list(tmp_path.glob(".features.partial-*"))
 

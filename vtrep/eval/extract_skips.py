@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.faults.report import write_skip_report
 from datamodules.faults.skips import SkipCollate, load_or_skip
-from datamodules.faults.tracker import SkipTracker
+from datamodules.faults.tracker import SkipContext, SkipTracker
 from vtrep.eval.extract import ItemBatch
 
 
@@ -71,7 +71,8 @@ class SkippingExtraction:
                                  num_workers=loader.num_workers, timeout=loader.timeout,
                                  collate_fn=SkipCollate(NumberedCollate(loader.collate_fn)))
         # no report folder during the pass: the output folder exists only once the extraction succeeded
-        self.tracker, self.split = SkipTracker(max_skip_fraction), split
+        self.tracker = SkipTracker(max_skip_fraction, lambda: SkipContext(stage="extract"))
+        self.split = split
         self.skipped: list[dict[str, Any]] = []
 
     def __len__(self) -> int:
