@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vtrep.probes.attentive_probe import (AttentiveProbe, CrossAttentionBlock, fit_attentive_probe,
                                           predict_pooled_views, predict_views)
@@ -212,3 +213,16 @@ def test_knn_votes_are_weighted_by_exp_similarity_over_temperature():
     assert knn_predict(train_x, train_y, query, k=5, temperature=0.07).tolist() == [0]
     assert knn_predict(train_x, train_y, query, k=5, temperature=5.0).tolist() == [1]
     assert knn_accuracy(train_x, train_y, query, torch.tensor([0]), k=5) == 1.0
+
+
+def test_knn_votes_are_shares_and_stay_finite_at_a_tiny_temperature():
+    torch.manual_seed(0)
+    train_x, train_y, eval_x = torch.randn(30, 8), torch.arange(30) % 3, torch.randn(7, 8)
+    from vtrep.probes.knn import knn_votes
+
+    for temperature in (0.07, 1e-3, 1e-5):
+        votes = knn_votes(train_x, train_y, eval_x, k=5, temperature=temperature, num_classes=3)
+        assert torch.isfinite(votes).all() and torch.allclose(votes.sum(dim=1), torch.ones(7))
+    # at a vanishing temperature the vote is the nearest neighbour's class
+    nearest = (F.normalize(eval_x, dim=1) @ F.normalize(train_x, dim=1).T).argmax(dim=1)
+    assert knn_predict(train_x, train_y, eval_x, k=5, temperature=1e-5).tolist() == train_y[nearest].tolist()

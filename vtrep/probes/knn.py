@@ -37,7 +37,12 @@ def _check(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, e
 @torch.no_grad()
 def knn_votes(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor, k: int = 20,
               temperature: float = 0.07, num_classes: int | None = None, chunk: int = 1024) -> torch.Tensor:
-    """Summed ``exp(similarity / temperature)`` votes ``(m, classes)`` of each eval clip's ``k`` neighbours."""
+    """Each class's share ``(m, classes)`` of the ``exp(similarity / temperature)`` votes of each eval clip's ``k`` neighbours.
+
+    Rows sum to 1. The weights are taken relative to the clip's nearest neighbour, ``exp((s - s_max) / T)``,
+    which gives the same shares without overflow: ``exp(1 / 0.001)`` is inf in float32 and made a small
+    temperature return NaN votes.
+    """
     positive_int("k", k)
     positive("temperature", temperature)
     positive_int("chunk", chunk)
@@ -49,7 +54,9 @@ def knn_votes(train_x: torch.Tensor, train_y: torch.Tensor, eval_x: torch.Tensor
         sims = F.normalize(eval_x[start:start + chunk].float(), dim=1) @ train.T
         top_sims, top_idx = sims.topk(k, dim=1)
         chunk_votes = torch.zeros(sims.shape[0], classes, device=sims.device)
-        votes.append(chunk_votes.scatter_add_(1, train_y[top_idx].long(), (top_sims / temperature).exp()))
+        weights = ((top_sims - top_sims[:, :1]) / temperature).exp()  # topk is sorted: column 0 is the largest
+        chunk_votes.scatter_add_(1, train_y[top_idx].long(), weights)
+        votes.append(chunk_votes / chunk_votes.sum(dim=1, keepdim=True))
     return torch.cat(votes) if votes else torch.zeros(0, classes)
 
 
