@@ -115,8 +115,7 @@ class VideoDataModule(L.LightningDataModule):
         check_timeout(decode_timeout_s)
         non_negative_int("cache_decoded_mb", cache_decoded_mb)
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
-        self.cache_decoded_mb = cache_decoded_mb
-        self._decoded_cache: Optional[DecodedFrameCache] = None
+        self.cache_decoded_mb, self._decoded_cache = cache_decoded_mb, None
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
         self.skip_tracker = SkipTracker(max_skip_fraction, self._skip_context)
         self._report_dir: Optional[Path] = None

@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def fit_args(root: Path, ckpt: Path | None = None) -> list[str]:
     args = [sys.executable, "-m", "vtrep", "fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"),
-            "--data.init_args.num_per_class", "8", "--data.init_args.num_workers", "0",
+            "--data.init_args.num_per_class", "24", "--data.init_args.num_workers", "0",
             "--data.init_args.batch_size", "4", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "1",
+            # 256 tokens (4-px patches x 2 frames), not the quickstart's 32, and 20 steps an epoch: an epoch must
+            # last long enough (~2 s) to be killed in the middle of it
+            "--model.init_args.backbone.init_args.patch_size", "4", "--model.init_args.backbone.init_args.tubelet_size", "2",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.deterministic", "true", "--trainer.default_root_dir", str(root),
             "--trainer.logger.init_args.save_dir", str(root)]
