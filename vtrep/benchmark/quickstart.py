@@ -24,17 +24,17 @@ DEFAULT_PROBE_CONFIG = CONFIGS / "probe" / "quickstart.yaml"
 COLUMNS = ["dataset", "seed", "pretrained", "random_init", "difference"]
 
 
-def probe_command(run: Run, fit_folder: Path, output: Path) -> list[str]:
-    """The ``vtrep probe`` a user types after the fit, with the run's seed."""
-    return [sys.executable, "-m", "vtrep", "probe", "--config", run.probe["config"],
+def probe_command(run: Run, config: Path, fit_folder: Path, output: Path) -> list[str]:
+    """The ``vtrep probe --config config`` a user types after the fit, with the run's seed."""
+    return [sys.executable, "-m", "vtrep", "probe", "--config", str(config),
             "--encoder", str(fit_folder / "encoder"), "--seed", str(run.seed), "--output", str(output)]
 
 
-def probe_run(run: Run, fit_folder: Path) -> dict:
+def probe_run(run: Run, fit_folder: Path, config: Path) -> dict:
     """Linear-probe top-1 of the fit's encoder and of its random-init copy, from ``vtrep probe``'s JSON."""
     output = fit_folder.parent / "probe.json"
     with open(fit_folder.parent / "probe.log", "w") as log:
-        done = subprocess.run(probe_command(run, fit_folder, output), stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run(probe_command(run, config, fit_folder, output), stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         tail = (fit_folder.parent / "probe.log").read_text()[-2000:]
         raise RuntimeError(f"vtrep probe of seed {run.seed} failed (exit {done.returncode}); it ended:\n{tail}")
@@ -81,10 +81,11 @@ def benchmark_quickstart(output: str, seeds: list[int] | None = None, fit_config
     for name, path in (("fit_config", fit), ("probe_config", probe)):
         if not path.is_file():
             raise FileNotFoundError(f"{name}={str(path)!r} does not exist")
-    settings = {"config": str(probe.resolve()), "config_text": probe.read_text()}
+    settings = {"config_text": probe.read_text()}  # the text, not the path: a moved checkout still resumes
     runs = [Run("quickstart", int(seed), str(fit.resolve()), tuple(fit_args or ()), settings) for seed in seeds]
     out = Path(output)
-    results = run_suite(runs, out, probe_run, progress, columns=COLUMNS)
+    results = run_suite(runs, out, lambda run, folder: probe_run(run, folder, probe.resolve()), progress,
+                        columns=COLUMNS)
     command = f"vtrep benchmark quickstart --seeds {cli_list(seeds)}"
     for name, value in (("fit_config", fit_config), ("probe_config", probe_config)):
         command += f" --{name} {value}" if value else ""
