@@ -17,7 +17,7 @@ from datamodules.faults.time_limit import check_timeout
 from datamodules.faults.tracker import SkipContext, SkipTracker
 from datamodules.video.csv_index import read_video_csv
 from datamodules.video.dataset import VideoClipDataset, VideoViewsDataset
-from datamodules.video.decoding import BACKENDS
+from datamodules.video.decoding import BACKENDS, Backend
 from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.folder import list_video_folder
 from datamodules.video.sampling import check_short_clips, check_views
@@ -88,7 +88,7 @@ class VideoDataModule(L.LightningDataModule):
         split_seed: int = 0,
         min_scale: float = 0.5,
         hflip: bool = True,
-        backend: Literal["auto", "decord", "pyav"] = "auto",
+        backend: Backend = "auto",
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         short_clips: Literal["skip", "pad"] = "skip",

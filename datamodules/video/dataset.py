@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from datamodules.faults.skips import load_or_skip
 from datamodules.faults.time_limit import check_timeout
-from datamodules.video.decoding import BACKENDS, read_clip
+from datamodules.video.decoding import BACKENDS, Backend, read_clip
 from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.sampling import (
     SAMPLING_MODES,
@@ -53,7 +53,7 @@ class VideoClipDataset(Dataset):
         sampling_rate: int,
         transform: Callable[[torch.Tensor], torch.Tensor],
         mode: Literal["random", "center"] = "random",
-        backend: Literal["auto", "decord", "pyav"] = "auto",
+        backend: Backend = "auto",
         short_clips: ShortClips = "pad",
         decode_timeout_s: Optional[float] = None,
         skip_bad_videos: bool = False,
@@ -113,7 +113,7 @@ class VideoViewsDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[tuple[str, int]], num_frames: int, sampling_rate: int, transform: Any,
-                 clips: int, crops: int, backend: Literal["auto", "decord", "pyav"] = "auto",
+                 clips: int, crops: int, backend: Backend = "auto",
                  decode_timeout_s: Optional[float] = None) -> None:
         for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate)):
             if not isinstance(value, int) or value <= 0:

@@ -25,7 +25,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from datamodules.video.datamodule import VideoDataModule
-from datamodules.video.decoding import write_video
+from datamodules.video.decoding import Backend, write_video
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 GENERATOR_VERSION = 3
@@ -181,7 +181,7 @@ class SyntheticVideoDataModule(VideoDataModule):
         split_seed: int = 0,
         min_scale: float = 0.5,
         hflip: bool = False,
-        backend: Literal["auto", "decord", "pyav"] = "auto",
+        backend: Backend = "auto",
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         cache_decoded_mb: int = 0,
