@@ -62,7 +62,8 @@ class SkippingLoader(DataLoader):
                 except RuntimeError as error:
                     self._explain_timeout(error)
                     raise
-                self.tracker.record(record, _count(batch), skipped)
+                # A batch of repeated sampling holds R clips per video; the pass counts videos.
+                self.tracker.record(record, _count(batch) // getattr(self.dataset, "repeats", 1), skipped)
                 if batch is None:
                     batch = self._substitute(record)
                 if index == total - 1:

@@ -16,7 +16,13 @@ from datamodules.faults.loader import SkippingLoader
 from datamodules.faults.time_limit import check_timeout
 from datamodules.faults.tracker import SkipContext, SkipTracker
 from datamodules.video.csv_index import read_video_csv
-from datamodules.video.dataset import VideoClipDataset, VideoViewsDataset
+from datamodules.video.dataset import (
+    RepeatMode,
+    VideoClipDataset,
+    VideoViewsDataset,
+    check_repeats,
+    collate_repeats,
+)
 from datamodules.video.decoding import BACKENDS, Backend
 from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.folder import list_video_folder
@@ -55,7 +61,7 @@ class VideoDataModule(L.LightningDataModule):
         num_frames: frames per clip ``T``.
         sampling_rate: spacing between sampled frames.
         img_size: output height and width.
-        batch_size: clips per batch ``B``.
+        batch_size: videos per batch ``B`` (clips too, unless ``repeats`` > 1).
         num_workers: DataLoader worker processes (0 decodes in the main process).
         val_fraction: per-class fraction held out when no explicit validation split exists.
         split_seed: seed of that split.
@@ -72,6 +78,13 @@ class VideoDataModule(L.LightningDataModule):
             many MiB per process, shared by all splits and loaders of the module (each loader worker has its
             own copy; persistent workers keep it across epochs). For small datasets whose decoding costs more than the step, e.g. the generated
             quickstart clips; 0 (default) decodes every visit. See :mod:`datamodules.video.frame_cache`.
+        repeats: repeated sampling of training clips: each video is decoded once per visit and gives R clips,
+            so a training batch of ``batch_size`` videos holds ``batch_size · R`` clips (a video's clips
+            adjacent, with its label); the epoch still visits each video once. The learning-rate scaling of
+            the tasks counts videos (``batch_size``), not clips, as MAE-ST and VideoMAE V2 do. Validation and
+            feature loaders draw one clip. See :class:`~datamodules.video.dataset.VideoClipDataset`.
+        repeat_mode: ``"independent"`` (MAE-ST's ``repeat_aug``: own temporal start, crop and flip per clip)
+            or ``"shared_frames"`` (VideoMAE V2's ``num_sample``: the same frames, crop and flip redrawn).
     """
 
     def __init__(
@@ -95,25 +108,21 @@ class VideoDataModule(L.LightningDataModule):
         max_skip_fraction: float = 0.1,
         decode_timeout_s: Optional[float] = 60.0,
         cache_decoded_mb: int = 0,
+        repeats: int = 1,
+        repeat_mode: RepeatMode = "independent",
     ) -> None:
         super().__init__()
         if type(self).__init__ is VideoDataModule.__init__:
             # A subclass with its own signature saves its own arguments (they differ from these).
             self.save_hyperparameters()
         _check_sources(root, train_csv, val_csv)
-        for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate), ("img_size", img_size)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_clip_args(num_frames, sampling_rate, img_size, val_fraction, split_seed, backend)
         check_loader_args(batch_size, num_workers)
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-        if not isinstance(split_seed, int) or split_seed < 0:
-            raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         check_short_clips(short_clips)
         check_timeout(decode_timeout_s)
         non_negative_int("cache_decoded_mb", cache_decoded_mb)
+        check_repeats(repeats, repeat_mode)
+        self.repeats, self.repeat_mode = repeats, repeat_mode
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
         self.cache_decoded_mb, self._decoded_cache = cache_decoded_mb, None
         # One tracker for all loaders: a file is warned about once per run, whichever split holds it.
@@ -191,7 +200,8 @@ class VideoDataModule(L.LightningDataModule):
                                 mode="random" if train else "center", backend=self.backend,
                                 short_clips=self.short_clips if skip else "pad",
                                 decode_timeout_s=self.decode_timeout_s, skip_bad_videos=skip,
-                                frame_cache=self._frame_cache())
+                                frame_cache=self._frame_cache(), repeats=self.repeats if train else 1,
+                                repeat_mode=self.repeat_mode)
 
     def _frame_cache(self) -> Optional[DecodedFrameCache]:
         # One cache for every split and loader of this module: a probe that extracts features for the
@@ -234,8 +244,9 @@ class VideoDataModule(L.LightningDataModule):
                     persistent_workers=persistent and self.num_workers > 0, **order)
 
     def _loader(self, dataset: VideoClipDataset, batch_size: int, shuffle: bool, split: str) -> DataLoader:
+        collate = collate_repeats if dataset.repeats > 1 else None
         return SkippingLoader(dataset, tracker=self.skip_tracker, split=split,
-                              decode_timeout_s=self.decode_timeout_s,
+                              decode_timeout_s=self.decode_timeout_s, collate_fn=collate,
                               **self._loader_kwargs(dataset, batch_size, shuffle, persistent=True))
 
     def _require_setup(self) -> None:
@@ -282,6 +293,19 @@ class VideoDataModule(L.LightningDataModule):
         # A one-pass loader: persistent workers would only outlive it.
         return DataLoader(dataset, **self._loader_kwargs(dataset, batch_size or self.batch_size, shuffle=False,
                                                          persistent=False))
+
+
+def _check_clip_args(num_frames: int, sampling_rate: int, img_size: int, val_fraction: float, split_seed: int,
+                     backend: str) -> None:
+    for name, value in (("num_frames", num_frames), ("sampling_rate", sampling_rate), ("img_size", img_size)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if not isinstance(split_seed, int) or split_seed < 0:
+        raise ValueError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
 def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optional[str]) -> None:

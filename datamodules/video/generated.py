@@ -25,6 +25,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from datamodules.video.datamodule import VideoDataModule
+from datamodules.video.dataset import RepeatMode
 from datamodules.video.decoding import Backend, write_video
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -185,6 +186,8 @@ class SyntheticVideoDataModule(VideoDataModule):
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         cache_decoded_mb: int = 0,
+        repeats: int = 1,
+        repeat_mode: RepeatMode = "independent",
     ) -> None:
         _check_generation_params(num_per_class, num_frames, size, seed)
         self.generation = dict(num_per_class=num_per_class, num_frames=num_frames, size=size, seed=seed)
@@ -194,7 +197,8 @@ class SyntheticVideoDataModule(VideoDataModule):
         super().__init__(root=str(planned), num_frames=num_frames, sampling_rate=sampling_rate,
                          img_size=img_size, batch_size=batch_size, num_workers=num_workers,
                          val_fraction=val_fraction, split_seed=split_seed, min_scale=min_scale,
-                         hflip=hflip, backend=backend, mean=mean, std=std, cache_decoded_mb=cache_decoded_mb)
+                         hflip=hflip, backend=backend, mean=mean, std=std, cache_decoded_mb=cache_decoded_mb,
+                         repeats=repeats, repeat_mode=repeat_mode)
         self.save_hyperparameters()
         self._generated = False
 

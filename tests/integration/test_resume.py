@@ -10,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fit_args(root: Path, ckpt: Path | None = None) -> list[str]:
+def fit_args(root: Path, ckpt: Path | None = None, repeats: int = 1) -> list[str]:
     args = [sys.executable, "-m", "vtrep", "fit", "--config", str(ROOT / "configs/experiment/quickstart.yaml"),
             "--data.init_args.num_per_class", "24", "--data.init_args.num_workers", "0",
             "--data.init_args.batch_size", "4", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "1",
@@ -25,7 +26,7 @@ def fit_args(root: Path, ckpt: Path | None = None) -> list[str]:
             "--model.init_args.backbone.init_args.patch_size", "4", "--model.init_args.backbone.init_args.tubelet_size", "2",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.deterministic", "true", "--trainer.default_root_dir", str(root),
-            "--trainer.logger.init_args.save_dir", str(root)]
+            "--trainer.logger.init_args.save_dir", str(root), "--data.init_args.repeats", str(repeats)]
     return args + (["--ckpt_path", str(ckpt)] if ckpt else [])
 
 
@@ -39,11 +40,14 @@ def encoder_weights(root: Path) -> dict[str, torch.Tensor]:
     return load_file(str(files[-1]))
 
 
-def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
+# repeats=2: repeated sampling (two clips per decoded video) resumes exactly too
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, repeats):
     env = run_env(tmp_path)
-    subprocess.run(fit_args(tmp_path / "whole"), env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(fit_args(tmp_path / "whole", repeats=repeats), env=env, check=True, capture_output=True,
+                   timeout=600)
 
-    killed = subprocess.Popen(fit_args(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL,
+    killed = subprocess.Popen(fit_args(tmp_path / "killed", repeats=repeats), env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     first = None
@@ -57,7 +61,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path):
     ckpts = sorted((tmp_path / "killed").rglob("checkpoints/*.ckpt"))
     assert ckpts and not list((tmp_path / "killed").rglob("encoder/model.safetensors")), \
         "the run finished before it was killed; the test proves nothing"
-    subprocess.run(fit_args(tmp_path / "killed", ckpts[-1]), env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(fit_args(tmp_path / "killed", ckpts[-1], repeats), env=env, check=True, capture_output=True, timeout=600)
 
     whole, resumed = encoder_weights(tmp_path / "whole"), encoder_weights(tmp_path / "killed")
     assert whole.keys() == resumed.keys()
