@@ -1,10 +1,12 @@
 """Read and write video files as uint8 RGB frames ``(T, H, W, 3)``.
 
-Two decoders are supported: decord (random access, fast for sparse clips) and PyAV (sequential
-decoding, more tolerant of odd files). ``backend="auto"`` tries decord and falls back to PyAV on
-any decoder error, so one unreadable-by-decord file does not stop a run. Decoders are imported
-and opened per call, never at import time: a handle opened in the main process and inherited by
-forked DataLoader workers is not safe to use.
+Three decoders are supported (:mod:`datamodules.video.readers`): torchcodec (one call per clip; an
+optional extra that needs the system's FFmpeg shared libraries), decord (random access) and PyAV
+(sequential decoding, the most tolerant of odd files). ``backend="auto"`` tries torchcodec when it loads
+here, then decord, then PyAV, moving on after any decoder error, so one file a decoder cannot read does
+not stop a run. When torchcodec cannot load, "auto" leaves it out and logs why once per process; asking
+for ``backend="torchcodec"`` then raises an ImportError that says what is missing. Decoders are imported
+and opened per call, never at import time, each on one thread (DataLoader workers are the parallelism).
 
 Each decoder attempt can be given a wall-clock limit (``timeout_s``, see
 :mod:`datamodules.faults.time_limit`): a file that decodes forever fails like an unreadable one, and the next
@@ -14,110 +16,38 @@ decoder gets its own full limit.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
-from typing import Callable, Literal, Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from datamodules.faults.errors import SelectionError, VideoDecodeError
 from datamodules.faults.time_limit import time_limit
+from datamodules.video import readers
+from datamodules.video.readers import (
+    FrameSelector,
+    _check_indices,
+    _pyav_rgb,  # noqa: F401 - kept importable here (tools/bench/decode_cost.py)
+)
 from vtrep.io.atomic_write import atomic_write
 
-Backend = Literal["auto", "decord", "pyav"]
-BACKENDS = ("auto", "decord", "pyav")
-# Maps a video's frame count to the frame indices to read.
-FrameSelector = Callable[[int], Sequence[int]]
+Backend = Literal["auto", "torchcodec", "decord", "pyav"]
+BACKENDS = ("auto", "torchcodec", "decord", "pyav")
+# Tests replace this mapping (backend name -> reader) to inject hangs; "auto" tries its names in order.
+_READERS = dict(readers.READERS)
 
 
-def _clamp(indices: Sequence[int], total: int) -> list[int]:
-    if total <= 0:
-        raise ValueError("the video has no decodable frames")
-    return [min(i, total - 1) for i in indices]
-
-
-def _check_indices(indices: Sequence[int]) -> list[int]:
-    out = [int(i) for i in indices]
-    if not out:
-        raise ValueError("indices must not be empty")
-    if min(out) < 0:
-        raise ValueError(f"indices must be non-negative, got {min(out)}")
-    return out
-
-
-def _decord_read(path: str, select: FrameSelector) -> np.ndarray:
-    from decord import VideoReader, cpu
-
-    reader = VideoReader(path, ctx=cpu(0), num_threads=1)
-    indices = _clamp(_check_indices(select(len(reader))), len(reader))
-    return reader.get_batch(indices).asnumpy()
-
-
-_PYAV_LOCAL = threading.local()
-
-
-def _pyav_rgb(frame) -> np.ndarray:
-    """``frame`` as uint8 RGB ``(H, W, 3)`` through one reformatter per thread.
-
-    ``frame.to_ndarray(format="rgb24")`` builds a new swscale context for every frame: 1.5 ms of set-up
-    for a 32 x 32 frame, 10x its decode. A reused reformatter keeps its context (same pixels).
-    """
-    from av.video.reformatter import VideoReformatter
-
-    reformatter = getattr(_PYAV_LOCAL, "reformatter", None)
-    if reformatter is None:
-        reformatter = _PYAV_LOCAL.reformatter = VideoReformatter()
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
-
-
-def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
-    import av
-
-    with av.open(path) as container:
-        stream = _video_stream(container)
-        total = stream.frames  # container metadata; 0 when unknown (e.g. some mkv/webm)
-        if total > 0:
-            wanted = _check_indices(select(total))
-            needed, last_needed = set(wanted), max(wanted)
-        else:
-            wanted, needed, last_needed = None, None, None
-        # Decoder output is in display order, so enumeration gives the frame index.
-        frames: dict[int, np.ndarray] = {}
-        last_index, last_frame = -1, None
-        for last_index, frame in enumerate(container.decode(stream)):
-            last_frame = frame
-            if needed is None or last_index in needed:
-                frames[last_index] = _pyav_rgb(frame)
-            if last_needed is not None and last_index >= last_needed:
-                break
-        if last_frame is None:
-            raise ValueError("the video has no decodable frames")
-        if wanted is None:
-            wanted = _check_indices(select(last_index + 1))
-        # Metadata can overstate the length: clamp to the last frame actually decoded.
-        if last_index not in frames:
-            frames[last_index] = _pyav_rgb(last_frame)
-        return np.stack([frames[i] for i in _clamp(wanted, last_index + 1)])
-
-
-def _video_stream(container):
-    """The first video stream; a clear error for files without one (e.g. audio only)."""
-    if not container.streams.video:
-        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
-        raise ValueError(f"the file has no video stream (streams: {', '.join(kinds)})")
-    return container.streams.video[0]
-
-
-_READERS = {"decord": _decord_read, "pyav": _pyav_read}
-
-
-def _check_path_and_backend(path: str, backend: str) -> list[str]:
+def _check_path_and_backend(path: str, backend: str, names: Sequence[str]) -> list[str]:
+    """The backends to try in order, of ``names`` (the readers' or counters' keys)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torchcodec" and (problem := readers.torchcodec_problem()) is not None:
+        # Not a VideoDecodeError: a missing library is a set-up error, not a file to skip.
+        raise ImportError(f"backend='torchcodec' cannot be used: {problem}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"video file {str(path)!r} does not exist")
-    return ["decord", "pyav"] if backend == "auto" else [backend]
+    return readers.auto_order(list(names)) if backend == "auto" else [backend]
 
 
 def read_clip(path: str, select: FrameSelector, backend: Backend = "auto",
@@ -136,12 +66,13 @@ def read_clip(path: str, select: FrameSelector, backend: Backend = "auto",
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        ImportError: ``backend="torchcodec"`` where torchcodec or its FFmpeg libraries cannot load.
         SelectionError: ``select`` rejected the video (no other decoder is tried).
         VideoDecodeError: every backend tried failed or timed out; the message names the file and each error.
     """
     path = str(path)
     reasons: dict[str, str] = {}
-    for name in _check_path_and_backend(path, backend):
+    for name in _check_path_and_backend(path, backend, _READERS):
         try:
             with time_limit(timeout_s, f"decoding with {name}"):
                 frames = _READERS[name](path, select)
@@ -156,37 +87,20 @@ def read_clip(path: str, select: FrameSelector, backend: Backend = "auto",
 def read_frames(path: str, indices: Sequence[int], backend: Backend = "auto") -> torch.Tensor:
     """Read frames ``indices`` (display order, 0-based) of ``path`` as uint8 RGB ``(T, H, W, 3)``.
 
-    Indices beyond the end are clamped to the last frame. ``backend="auto"`` tries decord, then
-    PyAV; if both fail a :class:`VideoDecodeError` names the file and both errors.
+    Indices beyond the end are clamped to the last frame. ``backend="auto"`` tries torchcodec (where it
+    loads), decord, then PyAV; if all fail a :class:`VideoDecodeError` names the file and each error.
     """
     checked = _check_indices(indices)
     return read_clip(path, lambda _total: checked, backend)
 
 
-def _pyav_count(path: str) -> int:
-    import av
-
-    with av.open(path) as container:
-        stream = _video_stream(container)
-        if stream.frames > 0:
-            return stream.frames
-        return sum(1 for _ in container.decode(stream))
-
-
-def _decord_count(path: str) -> int:
-    from decord import VideoReader, cpu
-
-    return len(VideoReader(path, ctx=cpu(0), num_threads=1))
-
-
 def count_frames(path: str, backend: Backend = "auto") -> int:
     """Number of video frames in ``path`` (same backend fallback and errors as :func:`read_frames`)."""
     path = str(path)
-    counters = {"decord": _decord_count, "pyav": _pyav_count}
     reasons: dict[str, str] = {}
-    for name in _check_path_and_backend(path, backend):
+    for name in _check_path_and_backend(path, backend, readers.COUNTERS):
         try:
-            return counters[name](path)
+            return readers.COUNTERS[name](path)
         except Exception as error:  # noqa: BLE001 - any decoder failure triggers the fallback
             reasons[name] = f"{type(error).__name__}: {error}".strip()
     raise VideoDecodeError(path, reasons)
