@@ -18,8 +18,10 @@ ROWS, VAL = 1024, 0.125
 TRAIN = int(ROWS * (1 - VAL))
 
 
-def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True, csv_logger: bool = False) -> None:
-    args = [sys.executable, "-m", "vtrep", "fit", "--seed_everything", "0",
+def fit_args(root: Path, devices: int, batch_size: int, fixed_init: bool = True,
+             csv_logger: bool = False) -> list[str]:
+    """``vtrep`` arguments of the planted-SAE fit, from ``fit`` on (test_multinode.py launches them too)."""
+    args = ["fit", "--seed_everything", "0",
             "--trainer.accelerator", "cpu", "--trainer.devices", str(devices), "--trainer.max_epochs", "2",
             "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
             "--trainer.enable_progress_bar", "false", "--trainer.num_sanity_val_steps", "0",
@@ -39,9 +41,18 @@ def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True, csv_
         at = args.index("--trainer.logger")
         args[at:at + 2] = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir",
                            str(root)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=root)
+    return args
+
+
+def probe_env() -> dict[str, str]:
+    """One thread per process, and ``ddp_probe`` importable by the children."""
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def fit(root: Path, devices: int, batch_size: int, fixed_init: bool = True, csv_logger: bool = False) -> None:
+    args = [sys.executable, "-m", "vtrep", *fit_args(root, devices, batch_size, fixed_init, csv_logger)]
+    result = subprocess.run(args, env=probe_env(), capture_output=True, text=True, timeout=600, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -50,17 +61,22 @@ def test_two_process_ddp_matches_one_process_with_the_same_effective_batch(tmp_p
     (tmp_path / "ddp").mkdir()
     fit(tmp_path / "one", devices=1, batch_size=64)
     fit(tmp_path / "ddp", devices=2, batch_size=32)
-    one, ddp = (load_file(str(tmp_path / run / "sae" / "model.safetensors")) for run in ("one", "ddp"))
+    assert_same_training(tmp_path / "one", tmp_path / "ddp")
+
+
+def assert_same_training(one_dir: Path, ddp_dir: Path) -> None:
+    """Two ranks at batch 32 (``ddp_dir``) trained as one process at batch 64 (``one_dir``) did."""
+    one, ddp = (load_file(str(run / "sae" / "model.safetensors")) for run in (one_dir, ddp_dir))
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], rtol=1e-4, atol=1e-5, msg=f"{name} differs")
     # loss trajectory: the mean of the two ranks' batch losses is the one-process loss of their union
-    losses = [json.loads((tmp_path / "ddp" / "seen" / f"losses{r}.json").read_text()) for r in (0, 1)]
-    one_losses = json.loads((tmp_path / "one" / "seen" / "losses0.json").read_text())
+    losses = [json.loads((ddp_dir / "seen" / f"losses{r}.json").read_text()) for r in (0, 1)]
+    one_losses = json.loads((one_dir / "seen" / "losses0.json").read_text())
     assert len(losses[0]) == len(losses[1]) == len(one_losses) == 2 * (TRAIN // 64)
     ddp_mean = [(a + b) / 2 for a, b in zip(*losses)]
     assert ddp_mean == pytest.approx(one_losses, rel=1e-4, abs=1e-6)
-    seen = [json.loads((tmp_path / "ddp" / "seen" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    alone = json.loads((tmp_path / "one" / "seen" / "rank0.json").read_text())
+    seen = [json.loads((ddp_dir / "seen" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    alone = json.loads((one_dir / "seen" / "rank0.json").read_text())
     for epoch in ("0", "1"):
         rows = seen[0][epoch] + seen[1][epoch]
         assert len(seen[0][epoch]) == len(seen[1][epoch]) == TRAIN // 2
