@@ -2,6 +2,11 @@
 
     python tools/bench/sparse_attention.py                      # N = 4k, 8k, 16k, 32k; all patterns
     python tools/bench/sparse_attention.py --lengths [4096,8192] --patterns [local] --memory false
+    python tools/bench/sparse_attention.py --device cuda --backend flex --patterns [local,strided,fixed]
+
+On ``--device cuda`` each forward+backward is timed up to a ``synchronize`` and the memory column is
+the CUDA allocator's peak above what was allocated before the step (``--backend flex`` runs the
+patterns through FlexAttention, which has no CPU backward; block top-k is blocked-only).
 
 Batch 1, 6 heads × 64, fp32, both cores. "dense" is plain SDPA over all keys (what a dense
 backbone runs; its CPU kernel is flash-style, O(N) memory). Each pattern runs through
@@ -27,7 +32,7 @@ import torch.nn.functional as F
 HEADS, HEAD_DIM = 6, 64
 
 
-def build(name: str, block_size: int):
+def build(name: str, block_size: int, backend: str = "blocked"):
     """``(label, attention fn)`` of a method name: ``dense`` or a pattern name."""
     from vtrep.attention import (
         BlockTopK,
@@ -47,19 +52,37 @@ def build(name: str, block_size: int):
         return "dense SDPA", F.scaled_dot_product_attention
     if name not in patterns:
         raise ValueError(f"unknown pattern {name!r}; choose from {sorted(patterns)}")
-    attend = PatternAttention(patterns[name], "blocked", block_size=block_size)
+    attend = PatternAttention(patterns[name], backend, block_size=block_size)
     return repr(patterns[name]), lambda q, k, v: attend(q, k, v)
 
 
-def inputs(n: int):
-    return [torch.randn(1, HEADS, n, HEAD_DIM, requires_grad=True) for _ in range(3)]
+def inputs(n: int, device: str = "cpu"):
+    return [torch.randn(1, HEADS, n, HEAD_DIM, device=device, requires_grad=True) for _ in range(3)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def step_time(fn, q, k, v) -> float:
     q.grad = k.grad = v.grad = None
+    _sync(q.device)
     start = time.perf_counter()
     fn(q, k, v).sum().backward()
+    _sync(q.device)  # CUDA runs asynchronously: time the work, not its launch
     return time.perf_counter() - start
+
+
+def cuda_peak_mb(fn, q, k, v) -> float:
+    """CUDA allocator peak (MB) of one forward+backward above what was allocated before it."""
+    q.grad = k.grad = v.grad = None
+    torch.cuda.synchronize(q.device)
+    before = torch.cuda.memory_allocated(q.device)
+    torch.cuda.reset_peak_memory_stats(q.device)
+    fn(q, k, v).sum().backward()
+    torch.cuda.synchronize(q.device)
+    return (torch.cuda.max_memory_allocated(q.device) - before) / 2**20
 
 
 def _status_kb(field: str) -> int:
@@ -100,21 +123,27 @@ def exponent(lengths: list[int], times: list[float]) -> float:
 
 
 def run(lengths: list[int] = [4096, 8192, 16384, 32768], patterns: list[str] = ["local", "strided", "fixed", "topk"],
-        block_size: int = 64, rounds: int = 2, memory: bool = True) -> dict:
+        block_size: int = 64, rounds: int = 2, memory: bool = True, device: str = "cpu",
+        backend: str = "blocked") -> dict:
     methods = ["dense"] + patterns
-    fns = {name: build(name, block_size) for name in methods}
+    fns = {name: build(name, block_size, backend) for name in methods}
     for name in patterns:
         print(f"{name}: {fns[name][0]}")
     times = {name: {} for name in methods}
     for n in lengths:
-        q, k, v = inputs(n)
+        q, k, v = inputs(n, device)
         for name in methods:  # warm-up: builds and caches the layouts
             step_time(fns[name][1], q, k, v)
         for _ in range(rounds):
             for name in methods:
                 t = step_time(fns[name][1], q, k, v)
                 times[name][n] = min(times[name].get(n, math.inf), t)
-        mem = {name: peak_memory_mb(name, n, block_size) for name in methods} if memory else {}
+        if not memory:
+            mem = {}
+        elif q.device.type == "cuda":
+            mem = {name: cuda_peak_mb(fns[name][1], q, k, v) for name in methods}
+        else:
+            mem = {name: peak_memory_mb(name, n, block_size) for name in methods}
         dense = times["dense"][n]
         cells = [f"dense {dense * 1e3:.0f} ms" + (f" / {mem['dense']:.0f} MB" if memory else "")]
         for name in patterns:

@@ -30,7 +30,7 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Runner = tuple[torch.nn.Module, torch.optim.Optimizer, Step]
 
 
-def build_vtrep(frames: int, size: int, mask_ratio: float) -> Runner:
+def build_vtrep(frames: int, size: int, mask_ratio: float, device: str = "cpu") -> Runner:
     from vtrep.backbones import create_video_vit
     from vtrep.decoders import MAEDecoderConfig
     from vtrep.masking import TubeMasking
@@ -38,7 +38,7 @@ def build_vtrep(frames: int, size: int, mask_ratio: float) -> Runner:
     from vtrep.tasks import VideoMAETask
 
     backbone = create_video_vit("small", img_size=size, num_frames=frames)
-    task = VideoMAETask(backbone, TubeMasking(mask_ratio), MAEDecoderConfig(192, 4, 3), export_encoder=False)
+    task = VideoMAETask(backbone, TubeMasking(mask_ratio), MAEDecoderConfig(192, 4, 3), export_encoder=False).to(device)
     optimizer = torch.optim.AdamW(weight_decay_groups(task, 0.05), lr=1e-4, betas=(0.9, 0.95), fused=True)
 
     def loss_of(video: torch.Tensor, _mask: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def build_vtrep(frames: int, size: int, mask_ratio: float) -> Runner:
     return task, optimizer, loss_of
 
 
-def build_transformers(frames: int, size: int) -> Runner:
+def build_transformers(frames: int, size: int, device: str = "cpu") -> Runner:
     from transformers import VideoMAEConfig, VideoMAEForPreTraining
 
     config = VideoMAEConfig(
@@ -58,7 +58,7 @@ def build_transformers(frames: int, size: int) -> Runner:
         decoder_intermediate_size=768, norm_pix_loss=True, layer_norm_eps=1e-6, use_mean_pooling=False,
         attn_implementation="sdpa",
     )
-    model = VideoMAEForPreTraining(config)
+    model = VideoMAEForPreTraining(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
 
     def loss_of(video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -72,12 +72,14 @@ def timed_steps(loss_of: Step, optimizer: torch.optim.Optimizer, video: torch.Te
     """Mean seconds of ``steps`` full optimiser steps."""
     times = []
     for _ in range(steps):
+        _sync(video.device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = loss_of(video, mask)
         loss.backward()
         optimizer.step()
+        _sync(video.device)  # CUDA runs asynchronously: time the work, not its launch
         times.append(time.perf_counter() - start)
     return statistics.mean(times)
 
@@ -90,23 +92,30 @@ def step_flops(loss_of: Step, video: torch.Tensor, mask: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5, device: str = "cpu") -> float:
     """Best FLOP/s of an ``n``-square matmul in ``dtype`` on this machine, over ``mm`` and ``linear``
     (without native bf16 the two take different emulation paths, ``linear`` the faster one)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     best = float("inf")
     for matmul in (torch.mm, torch.nn.functional.linear):
         matmul(a, b)
         for _ in range(repeats):
+            _sync(a.device)
             start = time.perf_counter()
             matmul(a, b)
+            _sync(a.device)
             best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
 
 def main(rounds: int = 5, steps: int = 3, warmup: int = 2, batch: int = 4, frames: int = 16, size: int = 112,
          mask_ratio: float = 0.9, precision: list[str] = ["fp32", "bf16"],  # noqa: B006 - CLI default
-         mode: list[str] = ["eager", "compiled"]) -> None:  # noqa: B006 - CLI default
+         mode: list[str] = ["eager", "compiled"], device: str = "cpu") -> None:  # noqa: B006 - CLI default
     """Time vtrep and transformers pretraining steps, interleaved.
 
     Args:
@@ -117,21 +126,27 @@ def main(rounds: int = 5, steps: int = 3, warmup: int = 2, batch: int = 4, frame
         frames: clip length.
         size: frame side.
         mask_ratio: tube mask ratio.
-        precision: any of "fp32", "bf16" (CPU autocast).
+        precision: any of "fp32", "bf16" (autocast on ``device``).
         mode: any of "eager", "compiled" (``torch.compile`` of each model's forward + loss).
+        device: ``cpu`` (default) or ``cuda``; on CUDA each step is timed up to a ``synchronize`` and
+            the peak is a CUDA matmul's (fp32 then runs in full fp32, not TF32, as torch's default).
     """
     from vtrep.hardware import cpu_bf16_native
     from vtrep.masking import TubeMasking
 
     torch.manual_seed(0)
-    video = torch.randn(batch, 3, frames, size, size)
-    hf_mask = TubeMasking(mask_ratio)(batch, (frames // 2, size // 16, size // 16)).mask
-    runners = {"vtrep": build_vtrep(frames, size, mask_ratio), "transformers": build_transformers(frames, size)}
+    video = torch.randn(batch, 3, frames, size, size).to(device)
+    hf_mask = TubeMasking(mask_ratio)(batch, (frames // 2, size // 16, size // 16)).mask.to(device)
+    runners = {"vtrep": build_vtrep(frames, size, mask_ratio, device),
+               "transformers": build_transformers(frames, size, device)}
     flops = {name: step_flops(loss_of, video, hf_mask) for name, (_, _, loss_of) in runners.items()}
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks = {"fp32": matmul_peak(torch.float32, device=device), "bf16": matmul_peak(torch.bfloat16, device=device)}
+    if video.device.type == "cpu":
+        where = f"cpu={torch.backends.cpu.get_cpu_capability()} native_bf16={cpu_bf16_native()}"
+    else:
+        where = f"device={torch.cuda.get_device_name(video.device)}"
     print(f"threads={torch.get_num_threads()} batch={batch} clip={frames}x{size}x{size} mask={mask_ratio} "
-          f"torch={torch.__version__} cpu={torch.backends.cpu.get_cpu_capability()} "
-          f"native_bf16={cpu_bf16_native()}")
+          f"torch={torch.__version__} {where}")
     print("step GFLOP (fwd+bwd): " + ", ".join(f"{n} {f / 1e9:.1f}" for n, f in flops.items())
           + " | matmul peak GFLOP/s: " + ", ".join(f"{p} {v / 1e9:.0f}" for p, v in peaks.items()))
     for how in mode:

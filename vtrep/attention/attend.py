@@ -34,6 +34,17 @@ from vtrep.attention.backends.union import union_attention
 from vtrep.attention.patterns.base import Pattern, check_positive
 
 Backend = Literal["dense", "blocked", "flex"]
+
+
+def tensor_key(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``tensor`` and its in-place version: :func:`same_tensor` then recognises it on the host. The key holds
+    the tensor itself, so its ``id`` cannot be reused by another tensor while the key lives."""
+    return tensor, tensor._version
+
+
+def same_tensor(key: tuple[torch.Tensor, int], tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is the one ``key`` was taken from, unmodified since."""
+    return key[0] is tensor and key[1] == tensor._version
 DEFAULT_BLOCK = {"dense": 64, "blocked": 64, "flex": 128}
 
 
@@ -45,7 +56,8 @@ class PatternAttention:
         backend: ``"dense"``, ``"blocked"`` or ``"flex"``.
         block_size: tokens per block for ``blocked`` (default 64) and ``flex`` (default 128);
             a dynamic pattern (``pattern.is_dynamic``, e.g. ``BlockTopK``) fixes it to its own ``block``.
-        num_tokens: sequence length, if known, so length errors (top-k > blocks) surface at construction.
+        num_tokens: tokens of the full grid, if known, so length errors (top-k > blocks) surface at
+            construction and ``run_blocks`` recognises a whole-grid sequence without reading positions.
     """
 
     def __init__(self, pattern: Pattern | None = None, backend: Backend = "dense", block_size: int | None = None,
@@ -66,7 +78,7 @@ class PatternAttention:
             block_size = pattern.block
             if num_tokens is not None:
                 pattern.check_length(num_tokens)
-        self.pattern, self.backend = pattern, backend
+        self.pattern, self.backend, self.num_tokens = pattern, backend, num_tokens
         self.block_size = block_size or DEFAULT_BLOCK[backend]
         self._cache: dict = {}
 
@@ -90,12 +102,16 @@ class PatternAttention:
 
     def _layout(self, nq: int, nk: int, device, positions) -> BlockLayout:
         if positions is not None:
-            # every layer of one forward passes the same positions: keep the last layout and reuse it
+            # every layer of one forward passes the same positions tensor: keep the last layout and reuse it,
+            # recognising that tensor on the host (comparing values would sync with the device every layer)
             last = self._cache.get("positioned")
-            if last is not None and last[0].shape == positions.shape and torch.equal(last[0], positions):
-                return last[1]
+            if last is not None and same_tensor(last[0], positions):
+                return last[2]
+            if last is not None and last[1].shape == positions.shape and torch.equal(last[1], positions):
+                self._cache["positioned"] = (tensor_key(positions), *last[1:])  # the next layers: no compare
+                return last[2]
             layout = block_layout(self.pattern, nq, nk, self.block_size, device, positions)
-            self._cache["positioned"] = (positions.clone(), layout)
+            self._cache["positioned"] = (tensor_key(positions), positions.clone(), layout)
             return layout
         return self._cached(("layout", nq, nk, str(device)),
                             lambda: block_layout(self.pattern, nq, nk, self.block_size, device))

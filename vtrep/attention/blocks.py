@@ -63,13 +63,24 @@ def run_blocks(blocks, x: torch.Tensor, positions: torch.Tensor | None = None) -
     if positions is not None:
         positions, order = positions.sort(dim=1)
         x = torch.gather(x, 1, order[..., None].expand_as(x))
-        if bool((positions == torch.arange(x.shape[1], device=x.device)).all()):
+        if _whole_grid(blocks[0].attn.attend, positions):
             positions = None  # every token of the grid (a decoder): the cached layout applies
     for block in blocks:
         x = block(x, positions)
     if order is not None:
         x = torch.empty_like(x).scatter_(1, order[..., None].expand_as(x), x)
     return x
+
+
+def _whole_grid(attend: PatternAttention, positions: torch.Tensor) -> bool:
+    """Whether sorted ``positions (B, N)`` are ``0..N-1`` in every row.
+
+    Positions are distinct tokens of the grid, so with a known grid size ``attend.num_tokens`` this is
+    ``N == num_tokens``, decided on the host; otherwise the values are compared (a device sync).
+    """
+    if attend.num_tokens is not None:
+        return positions.shape[1] == attend.num_tokens
+    return bool((positions == torch.arange(positions.shape[1], device=positions.device)).all())
 
 
 def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,

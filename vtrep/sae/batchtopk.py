@@ -87,16 +87,17 @@ class BatchTopKSAE(TopKSAE):
         batch is used, so all replicas hold the same threshold. Every rank takes part in that collective even
         without a positive entry (it offers +inf).
         """
-        positive = codes[codes > 0]
-        smallest = positive.min().to(self.threshold.dtype) if positive.numel() else self.threshold.new_tensor(math.inf)
-        smallest = self.rank_reduce(smallest, "min")
-        if not math.isfinite(float(smallest)):
-            return
-        if int(self.threshold_updates) == 0:
-            self.threshold.copy_(smallest)
+        # tensor ops only (no boolean-mask indexing, no float()): a training step reads no device value
+        if codes.numel():
+            smallest = torch.where(codes > 0, codes, math.inf).amin().to(self.threshold.dtype)
         else:
-            self.threshold.mul_(self.threshold_momentum).add_((1.0 - self.threshold_momentum) * smallest)
-        self.threshold_updates += 1
+            smallest = torch.full_like(self.threshold, math.inf)
+        smallest = self.rank_reduce(smallest, "min")
+        seen = torch.isfinite(smallest)
+        ema = self.threshold_momentum * self.threshold + (1.0 - self.threshold_momentum) * smallest
+        updated = torch.where(self.threshold_updates == 0, smallest, ema)
+        self.threshold.copy_(torch.where(seen, updated, self.threshold))
+        self.threshold_updates.add_(seen.long())
 
     def sparsity_loss(self, x_scaled, pre, codes, x_hat) -> dict[str, torch.Tensor]:
         if self.training:

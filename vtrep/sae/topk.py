@@ -11,6 +11,12 @@ same up to the mean), weighted by ``aux_coef`` (1/32). Defaults follow OpenAI / 
 ``aux_k = d_in / 2``, dead after 10M tokens (SAELens uses 1000 steps; pass a smaller count for
 short runs). The dead counter advances only in training mode.
 
+No step reads a device value (no host synchronisation): AuxK always takes the top
+``min(aux_k, K)`` of the pre-activations with live latents at ``-inf`` — those picks ReLU to 0, so the
+codes equal the top ``min(aux_k, #dead)`` dead ones — and the term is multiplied by ``any(dead)``.
+Whether it is computed at all is decided on the host from a Python upper bound on the counters
+(:meth:`TopKSAE.may_have_dead`), so ``parts`` has ``"auxk"`` only once some latent can be dead.
+
 Sparse fast path (``sparse_path``; :mod:`vtrep.sae.sparse_ops`): :meth:`TopKSAE.loss` can encode with
 :class:`~vtrep.sae.sparse_ops.TopKEncode` (dense forward ``addmm`` + top-k, backward over the ``k``
 active latents only) and decode with :func:`~vtrep.sae.sparse_ops.sparse_decode` (``embedding_bag``),
@@ -73,6 +79,7 @@ class TopKSAE(SparseAutoencoder):
         self.resolve_init_args(aux_k=self.aux_k)
         self.aux_coef, self.dead_after_tokens = aux_coef, dead_after_tokens
         self.register_buffer("tokens_since_fired", torch.zeros(num_latents, dtype=torch.long))
+        self._silent_bound, self._bound_key = 0, self._counter_key()
         if sparse_path is not None and not isinstance(sparse_path, bool):
             raise ValueError(f"sparse_path must be True, False or None, got {sparse_path!r}")
         self.sparse_path = sparse_path
@@ -117,22 +124,56 @@ class TopKSAE(SparseAutoencoder):
     @torch.no_grad()
     def update_firing_sparse(self, values: torch.Tensor, indices: torch.Tensor) -> None:
         """:meth:`update_firing` from the active ``values``/``indices`` ``(n, k)``."""
-        fired = torch.zeros(self.num_latents, dtype=torch.bool, device=values.device)
-        fired[indices[values > 0]] = True
-        self._record_firing(values.shape[0], fired)
+        # scatter every pick, the silent ones into a spare slot K: no boolean-mask indexing (a sync on GPU)
+        slots = torch.where(values > 0, indices, self.num_latents).flatten()
+        fired = torch.zeros(self.num_latents + 1, dtype=torch.bool, device=values.device).scatter_(0, slots, True)
+        self._record_firing(values.shape[0], fired[:-1])
 
     def _record_firing(self, count: int, fired: torch.Tensor) -> None:
         """Advance the dead-latent counters by ``count`` inputs; reset the ``(K,)`` ``fired`` ones.
 
         Summed over ranks (:meth:`rank_reduce`, which ``SAETask`` installs under DDP), the counters count
         every rank's inputs and a latent firing on any rank resets them, so every rank holds the same
-        counters and AuxK picks the same dead latents.
+        counters and AuxK picks the same dead latents. (Under DDP the summed count is read back to the
+        host for :meth:`may_have_dead`: one synchronisation per step there.)
         """
+        bound_known = self._counter_is_known()
         if self.reduces_across_ranks:
             total = self.rank_reduce(torch.cat([fired.long(), torch.tensor([count], device=fired.device)]), "sum")
             fired, count = total[:-1] > 0, int(total[-1])
-        self.tokens_since_fired += count
-        self.tokens_since_fired[fired] = 0
+        self.tokens_since_fired.add_(count).masked_fill_(fired, 0)
+        if bound_known:  # the counters grew by at most `count`: the bound follows without reading them
+            self._silent_bound, self._bound_key = self._silent_bound + count, self._counter_key()
+
+    def _counter_key(self) -> tuple[torch.Tensor, int]:
+        """The counter buffer and its in-place version: any write this class did not make changes the key.
+        (Holding the tensor keeps its ``id`` from being reused by another one.)"""
+        return self.tokens_since_fired, self.tokens_since_fired._version
+
+    def _counter_is_known(self) -> bool:
+        key = self._bound_key
+        return key[0] is self.tokens_since_fired and key[1] == self.tokens_since_fired._version
+
+    def may_have_dead(self) -> bool:
+        """Whether some latent can be dead, decided on the host (a step reads no device value).
+
+        ``_silent_bound`` bounds ``max(tokens_since_fired)`` from above and advances by each step's input
+        count. It is trusted only while the buffer is the tensor, at the version, this class last wrote
+        (or a copy made by ``.to()``); after a ``load_state_dict`` or a direct write it is re-read once.
+        """
+        if not self._counter_is_known():
+            counter = self.tokens_since_fired
+            self._silent_bound = int(counter.max()) if counter.numel() else 0
+            self._bound_key = self._counter_key()
+        return self._silent_bound >= self.dead_after_tokens
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to() / .cuda() / .double() copy the counters unchanged: carry the bound over to the new buffer
+        bound_known = self._counter_is_known()
+        module = super()._apply(fn, recurse)
+        if bound_known:
+            self._bound_key = self._counter_key()
+        return module
 
     def loss(self, x: torch.Tensor) -> SAEOutput:
         """As the base class (MSE + AuxK); on the sparse path see the module docstring."""
@@ -148,11 +189,11 @@ class TopKSAE(SparseAutoencoder):
             self.update_firing_sparse(values, indices)
         dead = self.aux_dead()
         if dead is not None:
-            aux_pre, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(self.aux_count(dead), dim=-1,
-                                                                              sorted=False)
+            aux_pre, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(self.aux_width, dim=-1, sorted=False)
             aux_values = gathered_linear(aux_pre, x_centered, self.W_enc, self.b_enc, aux_indices).relu()
             residual_hat = sparse_decode(aux_values, aux_indices, self.W_dec)
-            parts["auxk"] = self.aux_coef * residual_fvu(residual_hat, (x_scaled - x_hat).detach())
+            fvu = residual_fvu(residual_hat, (x_scaled - x_hat).detach())
+            parts["auxk"] = self.aux_coef * fvu * dead.any().to(fvu.dtype)
         del pre
         return SAEOutput(sum(parts.values()), None, x_hat, parts, active=(values, indices),
                          num_latents=self.num_latents)
@@ -166,18 +207,21 @@ class TopKSAE(SparseAutoencoder):
         return {"auxk": self.aux_coef * self.auxk_loss(x_scaled, pre, x_hat, dead)}
 
     def aux_dead(self) -> torch.Tensor | None:
-        """The dead-latent mask AuxK uses, or ``None`` when AuxK is off or no latent is dead."""
-        dead = self.dead
-        return dead if self.aux_k > 0 and bool(dead.any()) else None
+        """The ``(K,)`` dead-latent mask AuxK uses, or ``None`` when AuxK is off or no latent can be dead yet
+        (:meth:`may_have_dead`); the mask may still be all False, which makes the AuxK term 0."""
+        return self.dead if self.aux_k > 0 and self.may_have_dead() else None
 
-    def aux_count(self, dead: torch.Tensor) -> int:
-        """Dead latents AuxK reconstructs with: ``aux_k``, or all of them if fewer are dead."""
-        return min(self.aux_k, int(dead.sum()))
+    @property
+    def aux_width(self) -> int:
+        """Latents AuxK picks per input, ``min(aux_k, K)``; picks beyond the dead ones are live latents at
+        ``-inf`` whose codes ReLU to 0, so the codes equal a top-``min(aux_k, #dead)`` of the dead ones."""
+        return min(self.aux_k, self.num_latents)
 
     def auxk_loss(self, x_scaled, pre, x_hat, dead) -> torch.Tensor:
-        """FVU of the detached residual reconstructed from the top ``aux_k`` dead latents."""
-        aux_codes = topk_codes(pre.masked_fill(~dead, float("-inf")), self.aux_count(dead))
-        return residual_fvu(aux_codes @ self.W_dec, (x_scaled - x_hat).detach())
+        """FVU of the detached residual reconstructed from the top ``aux_k`` dead latents (0 if none is dead)."""
+        aux_codes = topk_codes(pre.masked_fill(~dead, float("-inf")), self.aux_width)
+        fvu = residual_fvu(aux_codes @ self.W_dec, (x_scaled - x_hat).detach())
+        return fvu * dead.any().to(fvu.dtype)
 
 
 def fold_decoder_norm(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -118,7 +118,8 @@ class SAETask(PretrainTask):
         self.sae = sae
         self.lr = lr if lr is not None else 2e-4 / math.sqrt(sae.num_latents / 16384)
         self.decoder_bias_init, self.normalise_input = decoder_bias_init, normalise_input
-        self.register_buffer("initialised", torch.tensor(False))
+        self.register_buffer("initialised", torch.tensor(False))  # in checkpoints: a resumed run skips the init
+        self._initialised_seen: tuple[torch.Tensor, int, bool] | None = None
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
         self.pooled = PooledFeatures()
@@ -137,10 +138,23 @@ class SAETask(PretrainTask):
             self.sae.init_decoder_bias(x, self.decoder_bias_init)
         self.sae.init_from_data(x)
         self.initialised.fill_(True)
+        self._initialised_seen = (self.initialised, self.initialised._version, True)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # every rank initialised from its own first batch: take rank 0's, so the replicas start equal
             for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
                 torch.distributed.broadcast(tensor.data, src=0)
+
+    @property
+    def is_initialised(self) -> bool:
+        """``initialised`` as a Python bool, read from the buffer only after something wrote or replaced it
+        (a checkpoint load, a move to the device), so a training step does not wait on the device.
+
+        The cache holds the buffer itself and its in-place version (holding it keeps its ``id`` unique).
+        """
+        seen, buffer = self._initialised_seen, self.initialised
+        if seen is None or seen[0] is not buffer or seen[1] != buffer._version:
+            seen = self._initialised_seen = (buffer, buffer._version, bool(buffer))
+        return seen[2]
 
     def reduce_across_ranks(self, tensor: torch.Tensor, op: Literal["sum", "min"] = "sum") -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op=op)
@@ -167,7 +181,7 @@ class SAETask(PretrainTask):
             dataset.set_epoch(self.current_epoch)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if not bool(self.initialised):
+        if not self.is_initialised:
             self.initialise_from(batch_features(batch))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -185,7 +199,7 @@ class SAETask(PretrainTask):
         self.sae.normalise_decoder()
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        if not bool(self.initialised):  # Lightning's sanity check runs before the first-batch initialisation
+        if not self.is_initialised:  # Lightning's sanity check runs before the first-batch initialisation
             return
         x = batch_features(batch)
         codes = self.sae.encode(x)

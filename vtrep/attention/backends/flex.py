@@ -4,7 +4,7 @@ On GPU this trains (forward and backward). On CPU, torch runs FlexAttention's fo
 under ``torch.compile`` and has no backward, so the caller guards gradient-carrying CPU calls;
 this module compiles the call on CPU and runs it eagerly-compiled on GPU as torch recommends.
 Block masks of a static pattern are built once per length; with per-sample ``positions`` the
-mask is built per call.
+mask is built once per positions tensor (every layer of a forward shares it).
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def flex_pattern_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pa
                                            BLOCK_SIZE=block_size)
         block_mask = cache[key]
     else:
-        block_mask = create_block_mask(_positioned(pattern, positions), q.shape[0], None, nq, nk, device=q.device,
-                                       BLOCK_SIZE=block_size)
+        # every layer of one forward passes the same positions tensor: build its mask once, not per layer
+        last = cache.get("flex_positioned")
+        if last is not None and last[0] is positions and last[1] == positions._version:
+            block_mask = last[2]
+        else:
+            block_mask = create_block_mask(_positioned(pattern, positions), q.shape[0], None, nq, nk,
+                                           device=q.device, BLOCK_SIZE=block_size)
+            cache["flex_positioned"] = (positions, positions._version, block_mask)
     return _kernel(cache)(q, k, v, block_mask=block_mask)
