@@ -67,7 +67,7 @@ class VideoDataModule(L.LightningDataModule):
         split_seed: seed of that split.
         min_scale: smallest random-crop area fraction (training).
         hflip: random horizontal flips (training).
-        backend: video decoder, ``"auto"`` tries decord then PyAV.
+        backend: video decoder, ``"auto"`` tries torchcodec (when it loads), decord, then PyAV.
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
         short_clips: videos with fewer than ``(num_frames - 1) * sampling_rate + 1`` frames:
