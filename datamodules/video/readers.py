@@ -159,6 +159,8 @@ def _pyav_read(path: str, select: FrameSelector) -> np.ndarray:
 
     with av.open(path) as container:
         stream = _video_stream(container)
+        # PyAV's default (thread_count 0) starts a decoder thread per core in every loader worker
+        stream.codec_context.thread_count = 1
         total = stream.frames  # container metadata; 0 when unknown (e.g. some mkv/webm)
         if total > 0:
             wanted = _check_indices(select(total))
