@@ -26,6 +26,7 @@ from datamodules.video.dataset import (
 from datamodules.video.decoding import BACKENDS, Backend
 from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.folder import list_video_folder
+from datamodules.video.resized_copy import check_short_side, resized_copy
 from datamodules.video.sampling import check_short_clips, check_views
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from vtrep.checks import non_negative_int
@@ -85,6 +86,12 @@ class VideoDataModule(L.LightningDataModule):
             feature loaders draw one clip. See :class:`~datamodules.video.dataset.VideoClipDataset`.
         repeat_mode: ``"independent"`` (MAE-ST's ``repeat_aug``: own temporal start, crop and flip per clip)
             or ``"shared_frames"`` (VideoMAE V2's ``num_sample``: the same frames, crop and flip redrawn).
+        short_side: decode from a copy of ``root`` resized to this (even) short side, made once in the cache
+            folder when the index is first built (see :func:`~datamodules.video.resized_copy.resized_copy`);
+            decoding cost scales with the source's pixels, so a copy at a few times ``img_size`` decodes much
+            faster. ``train_samples`` / ``val_samples`` and skip reports then name the copy's files (same
+            relative paths as under ``root``). ``None`` (default) decodes ``root`` itself. Only with ``root``.
+        cache_dir: folder for the resized copies; default ``$VTREP_CACHE`` or ``~/.cache/vtrep``.
     """
 
     def __init__(
@@ -110,18 +117,22 @@ class VideoDataModule(L.LightningDataModule):
         cache_decoded_mb: int = 0,
         repeats: int = 1,
         repeat_mode: RepeatMode = "independent",
+        short_side: Optional[int] = None,
+        cache_dir: Optional[str] = None,
     ) -> None:
         super().__init__()
         if type(self).__init__ is VideoDataModule.__init__:
             # A subclass with its own signature saves its own arguments (they differ from these).
             self.save_hyperparameters()
-        _check_sources(root, train_csv, val_csv)
+        _check_sources(root, train_csv, val_csv, short_side)
         _check_clip_args(num_frames, sampling_rate, img_size, val_fraction, split_seed, backend)
         check_loader_args(batch_size, num_workers)
         check_short_clips(short_clips)
         check_timeout(decode_timeout_s)
         non_negative_int("cache_decoded_mb", cache_decoded_mb)
         check_repeats(repeats, repeat_mode)
+        # Private names: SyntheticVideoDataModule has a public cache_dir of its own.
+        self._short_side, self._resize_cache_dir = short_side, cache_dir
         self.repeats, self.repeat_mode = repeats, repeat_mode
         self.short_clips, self.decode_timeout_s = short_clips, decode_timeout_s
         self.cache_decoded_mb, self._decoded_cache = cache_decoded_mb, None
@@ -185,7 +196,12 @@ class VideoDataModule(L.LightningDataModule):
             if given is not None:
                 require_data_path(given, name)
         if self.root is not None:
-            return _index_folder(self.root, self.val_fraction, self.split_seed)
+            index = _index_folder(self.root, self.val_fraction, self.split_seed)
+            if self._short_side is None:
+                return index
+            # Listed first so a malformed tree is reported under the user's root, not the copy.
+            copy = resized_copy(self.root, self._short_side, self._resize_cache_dir)
+            return _index_folder(str(copy), self.val_fraction, self.split_seed)
         train = read_video_csv(self.train_csv)
         if self.val_csv is not None:
             val = read_video_csv(self.val_csv)
@@ -308,7 +324,8 @@ def _check_clip_args(num_frames: int, sampling_rate: int, img_size: int, val_fra
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optional[str]) -> None:
+def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optional[str],
+                   short_side: Optional[int] = None) -> None:
     if (root is None) == (train_csv is None):
         raise ValueError(
             f"give exactly one of root (folder-per-class videos) or train_csv (list file); "
@@ -316,6 +333,11 @@ def _check_sources(root: Optional[str], train_csv: Optional[str], val_csv: Optio
         )
     if val_csv is not None and train_csv is None:
         raise ValueError(f"val_csv={val_csv!r} needs train_csv; with root the split comes from folders")
+    if short_side is not None:
+        if root is None:
+            raise ValueError(f"short_side={short_side!r} needs root: a resized copy is made of a folder tree, "
+                             f"not of list files (train_csv={train_csv!r})")
+        check_short_side(short_side)
     for name, path in (("train_csv", train_csv), ("val_csv", val_csv)):
         if path is not None and not Path(require_data_path(path, name)).is_file():
             raise FileNotFoundError(f"{name}={path!r} is not a file")

@@ -24,6 +24,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
+from datamodules.common.cache_dir import default_cache_dir  # noqa: F401 - also importable from here
 from datamodules.video.datamodule import VideoDataModule
 from datamodules.video.dataset import RepeatMode
 from datamodules.video.decoding import Backend, write_video
@@ -142,11 +143,6 @@ def generate_moving_sprites(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def default_cache_dir() -> Path:
-    """``$VTREP_CACHE`` if set, else ``~/.cache/vtrep``."""
-    return Path(os.environ.get("VTREP_CACHE") or Path.home() / ".cache" / "vtrep").expanduser()
 
 
 class SyntheticVideoDataModule(VideoDataModule):
