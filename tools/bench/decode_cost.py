@@ -13,7 +13,8 @@ collate: the product path), rebuilt with one setting changed (``backend``, ``rep
   milliseconds per clip, frames decoded for the clips/s (requested frames, not the frames a sequential
   decoder passes over), and the per-clip cost relative to R = 1 (goal: ≤ 0.4 at R = 4);
 * ``step``: the config's training step (forward, backward, AdamW) in clips/s, and the loader with the
-  config's and this machine's worker count against it (goal: ≥ 2×). The loader's workers and the step are
+  config's and this machine's worker count against it (goal: ≥ 2×), R > 1 with shared frames, from the videos as
+  given and from the datamodule's copy resized to ``--short_side``. The loader's workers and the step are
   timed one after the other; a real run shares the cores between them;
 * ``ViT-B``: the per-clip cost at VideoMAE ViT-B's clip (16 frames at rate 4, 224²) and the workers a GPU step
   of ViT-B would need, from a stated GPU rate (``--gpu_clips_per_s``; see :func:`vit_b_clips_per_s`).
@@ -153,13 +154,13 @@ def long_clips(folder: Path, count: int, frames: int) -> str:
 
 
 def worker_rows(data, task, workers: list[int], repeats: list[int], steps: int, clips: int) -> list[dict]:
-    """The training step's clips/s beside the loader's with ``workers`` worker processes, at each R."""
+    """The training step's clips/s beside the loader's with ``workers`` worker processes, at each R (shared frames)."""
     video = batch_input(next(iter(rebuilt(data, num_workers=0).train_dataloader())), "video")
     step = step_rate(task, video, steps)
     rows = []
     for r in repeats:
         for w in workers:
-            module = rebuilt(data, num_workers=w, repeats=r)
+            module = rebuilt(data, num_workers=w, repeats=r, repeat_mode="shared_frames")
             rate = loader_rate(module.train_dataloader(), max(2, clips // (module.batch_size * r)))
             rows.append({"workers": w, "repeats": r, "loader_clips_per_s": rate, "step_clips_per_s": step,
                          "ratio": rate / step})
@@ -177,10 +178,11 @@ def markdown(result: dict) -> str:
         ratio = "" if row["cost_vs_r1"] is None else f"{row['cost_vs_r1']:.2f}"
         lines.append(f"| {row['clips']} | {row['backend']} | {row['repeats']} | {row['mode']} | "
                      f"{row['clips_per_s']:.1f} | {row['ms_per_clip']:.1f} | {row['frames_per_s']:,.0f} | {ratio} |")
-    lines += ["", "| loader workers | R | loader clips/s | training step clips/s | loader / step |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["", "| videos | loader workers | R | loader clips/s | training step clips/s | loader / step |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for row in result["workers"]:
-        lines.append(f"| {row['workers']} | {row['repeats']} | {row['loader_clips_per_s']:.1f} | "
+        source = f"copy at short side {row['short_side']}" if "short_side" in row else "as given"
+        lines.append(f"| {source} | {row['workers']} | {row['repeats']} | {row['loader_clips_per_s']:.1f} | "
                      f"{row['step_clips_per_s']:.1f} | {row['ratio']:.2f}x |")
     gpu = result["vit_b"]
     lines += ["", f"ViT-B on a GPU (on paper): {gpu['gflop_per_clip']:.0f} GFLOP per clip step at "
@@ -193,11 +195,13 @@ def markdown(result: dict) -> str:
 def main(root: str = "../shared/data/fight_surv", run_config: str = "configs/experiment/fight_surv_pretrain.yaml",
          output: str = "runs/bench/decode_cost", clips: int = 96, repeats: list[int] = [1, 4], steps: int = 5,
          threads: int = 2, long_count: int = 8, long_frames: int = 300, gpu_peak_tflops: float = 989.0,
-         gpu_mfu: float = 0.4) -> dict:
+         gpu_mfu: float = 0.4, short_side: int = 128) -> dict:
     """Run every stage and write ``decode_cost.md`` / ``.json`` under ``output``.
 
     ``gpu_peak_tflops``: dense bf16 peak of the GPU the estimate is for (H100 SXM: 989); ``gpu_mfu``: the
     fraction of it a ViT-B step reaches (0.4 is a good transformer step, stated, not measured here).
+    ``short_side``: also measure the fight clips through the datamodule's resized copy at this short side
+    (0: not).
     """
     from vtrep.eval.encoders import load_task
 
@@ -212,6 +216,9 @@ def main(root: str = "../shared/data/fight_surv", run_config: str = "configs/exp
               "sequential": {"files": len(paths), "decode": sequential_rate(paths, False),
                              "decode_rgb": sequential_rate(paths, True)},
               "loader": loader_rows(data, backends, repeats, clips, "fight")}
+    if short_side:  # the same clips decoded from the datamodule's resized copy (built once, not timed)
+        result["loader"] += loader_rows(rebuilt(data, short_side=short_side), backends, repeats, clips,
+                                        f"fight, copy at short side {short_side}")
     long_root = long_clips(out / "long_clips", long_count, long_frames)
     result["loader"] += loader_rows(rebuilt(data, root=long_root, val_fraction=0.25), backends, repeats, clips,
                                     f"generated {long_frames}-frame")
@@ -226,6 +233,9 @@ def main(root: str = "../shared/data/fight_surv", run_config: str = "configs/exp
     torch.set_num_threads(threads)
     workers = sorted({data.num_workers, os.cpu_count() or 1})
     result["workers"] = worker_rows(data, task, workers, repeats, steps, clips)
+    if short_side:
+        result["workers"] += [{**row, "short_side": short_side} for row in
+                              worker_rows(rebuilt(data, short_side=short_side), task, workers, repeats, steps, clips)]
     text = markdown(result)
     atomic_write(out / "decode_cost.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1)))
     atomic_write(out / "decode_cost.md", lambda tmp: tmp.write_text(text))
