@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from vtrep.io.atomic_write import atomic_write
+from loader_throughput import loader_rate, step_rate  # same folder: run as a script
 from vtrep.io.batches import batch_input
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,36 +62,6 @@ def rebuilt(data, **changes):
     module.prepare_data()
     module.setup("fit")
     return module
-
-
-def loader_rate(loader, batches: int) -> float:
-    """Clips/s over ``batches`` batches after the first (worker start-up excluded), cycling the epoch."""
-    iterator = iter(loader)
-    next(iterator)
-    clips, start = 0, time.perf_counter()
-    for _ in range(batches):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            batch = next(iterator)
-        clips += batch_input(batch, "video").shape[0]
-    return clips / (time.perf_counter() - start)
-
-
-def step_rate(task, video: torch.Tensor, steps: int) -> float:
-    """Clips/s of the task's training step (forward + loss, backward, AdamW) on one batch, after 2 warm-up steps."""
-    optimizer = torch.optim.AdamW(task.parameters(), lr=1e-4)
-    task.train()
-    for i in range(steps + 2):
-        if i == 2:
-            start = time.perf_counter()
-        _, mask, rec = task(video)
-        loss = task.loss_parts(mask, rec)[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return steps * video.shape[0] / (time.perf_counter() - start)
 
 
 def available_backends() -> list[str]:
@@ -156,7 +127,7 @@ def long_clips(folder: Path, count: int, frames: int) -> str:
 def worker_rows(data, task, workers: list[int], repeats: list[int], steps: int, clips: int) -> list[dict]:
     """The training step's clips/s beside the loader's with ``workers`` worker processes, at each R (shared frames)."""
     video = batch_input(next(iter(rebuilt(data, num_workers=0).train_dataloader())), "video")
-    step = step_rate(task, video, steps)
+    step = step_rate(task, video, steps, warmup=2)
     rows = []
     for r in repeats:
         for w in workers:
