@@ -32,19 +32,10 @@ from vtrep.attention.backends.layout import (
 )
 from vtrep.attention.backends.union import union_attention
 from vtrep.attention.patterns.base import Pattern, check_positive
+from vtrep.tensor_identity import same_tensor, tensor_key
 
 Backend = Literal["dense", "blocked", "flex"]
 
-
-def tensor_key(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``tensor`` and its in-place version: :func:`same_tensor` then recognises it on the host. The key holds
-    the tensor itself, so its ``id`` cannot be reused by another tensor while the key lives."""
-    return tensor, tensor._version
-
-
-def same_tensor(key: tuple[torch.Tensor, int], tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is the one ``key`` was taken from, unmodified since."""
-    return key[0] is tensor and key[1] == tensor._version
 DEFAULT_BLOCK = {"dense": 64, "blocked": 64, "flex": 128}
 
 

@@ -37,6 +37,7 @@ import torch
 
 from vtrep.sae.base import SAEOutput, SparseAutoencoder
 from vtrep.sae.sparse_ops import gathered_linear, sparse_decode, topk_encode
+from vtrep.tensor_identity import same_tensor, tensor_key
 
 
 def topk_codes(pre: torch.Tensor, k: int) -> torch.Tensor:
@@ -79,7 +80,7 @@ class TopKSAE(SparseAutoencoder):
         self.resolve_init_args(aux_k=self.aux_k)
         self.aux_coef, self.dead_after_tokens = aux_coef, dead_after_tokens
         self.register_buffer("tokens_since_fired", torch.zeros(num_latents, dtype=torch.long))
-        self._silent_bound, self._bound_key = 0, self._counter_key()
+        self._silent_bound, self._bound_key = 0, tensor_key(self.tokens_since_fired)
         if sparse_path is not None and not isinstance(sparse_path, bool):
             raise ValueError(f"sparse_path must be True, False or None, got {sparse_path!r}")
         self.sparse_path = sparse_path
@@ -143,16 +144,12 @@ class TopKSAE(SparseAutoencoder):
             fired, count = total[:-1] > 0, int(total[-1])
         self.tokens_since_fired.add_(count).masked_fill_(fired, 0)
         if bound_known:  # the counters grew by at most `count`: the bound follows without reading them
-            self._silent_bound, self._bound_key = self._silent_bound + count, self._counter_key()
-
-    def _counter_key(self) -> tuple[torch.Tensor, int]:
-        """The counter buffer and its in-place version: any write this class did not make changes the key.
-        (Holding the tensor keeps its ``id`` from being reused by another one.)"""
-        return self.tokens_since_fired, self.tokens_since_fired._version
+            self._silent_bound, self._bound_key = self._silent_bound + count, tensor_key(self.tokens_since_fired)
 
     def _counter_is_known(self) -> bool:
-        key = self._bound_key
-        return key[0] is self.tokens_since_fired and key[1] == self.tokens_since_fired._version
+        """Whether the counters are the buffer, at the version, this class last wrote (any other write or a
+        load changes the key)."""
+        return same_tensor(self._bound_key, self.tokens_since_fired)
 
     def may_have_dead(self) -> bool:
         """Whether some latent can be dead, decided on the host (a step reads no device value).
@@ -164,7 +161,7 @@ class TopKSAE(SparseAutoencoder):
         if not self._counter_is_known():
             counter = self.tokens_since_fired
             self._silent_bound = int(counter.max()) if counter.numel() else 0
-            self._bound_key = self._counter_key()
+            self._bound_key = tensor_key(self.tokens_since_fired)
         return self._silent_bound >= self.dead_after_tokens
 
     def _apply(self, fn, recurse: bool = True):
@@ -172,7 +169,7 @@ class TopKSAE(SparseAutoencoder):
         bound_known = self._counter_is_known()
         module = super()._apply(fn, recurse)
         if bound_known:
-            self._bound_key = self._counter_key()
+            self._bound_key = tensor_key(self.tokens_since_fired)
         return module
 
     def loss(self, x: torch.Tensor) -> SAEOutput:

@@ -24,6 +24,7 @@ from vtrep.io.run_dir import run_dir
 from vtrep.sae.base import SparseAutoencoder
 from vtrep.sae.metrics import SAEMetrics
 from vtrep.tasks.base import PretrainTask
+from vtrep.tensor_identity import TensorKey, same_tensor, tensor_key
 
 
 def batch_features(batch) -> torch.Tensor:
@@ -119,7 +120,7 @@ class SAETask(PretrainTask):
         self.lr = lr if lr is not None else 2e-4 / math.sqrt(sae.num_latents / 16384)
         self.decoder_bias_init, self.normalise_input = decoder_bias_init, normalise_input
         self.register_buffer("initialised", torch.tensor(False))  # in checkpoints: a resumed run skips the init
-        self._initialised_seen: tuple[torch.Tensor, int, bool] | None = None
+        self._initialised_seen: tuple[TensorKey, bool] | None = None
         self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
         self.pooled = PooledFeatures()
@@ -138,7 +139,7 @@ class SAETask(PretrainTask):
             self.sae.init_decoder_bias(x, self.decoder_bias_init)
         self.sae.init_from_data(x)
         self.initialised.fill_(True)
-        self._initialised_seen = (self.initialised, self.initialised._version, True)
+        self._initialised_seen = (tensor_key(self.initialised), True)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # every rank initialised from its own first batch: take rank 0's, so the replicas start equal
             for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
@@ -149,12 +150,12 @@ class SAETask(PretrainTask):
         """``initialised`` as a Python bool, read from the buffer only after something wrote or replaced it
         (a checkpoint load, a move to the device), so a training step does not wait on the device.
 
-        The cache holds the buffer itself and its in-place version (holding it keeps its ``id`` unique).
+        The cache is keyed by the buffer object and its in-place version (:mod:`vtrep.tensor_identity`).
         """
         seen, buffer = self._initialised_seen, self.initialised
-        if seen is None or seen[0] is not buffer or seen[1] != buffer._version:
-            seen = self._initialised_seen = (buffer, buffer._version, bool(buffer))
-        return seen[2]
+        if seen is None or not same_tensor(seen[0], buffer):
+            seen = self._initialised_seen = (tensor_key(buffer), bool(buffer))
+        return seen[1]
 
     def reduce_across_ranks(self, tensor: torch.Tensor, op: Literal["sum", "min"] = "sum") -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op=op)

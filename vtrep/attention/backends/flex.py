@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+from vtrep.tensor_identity import same_tensor, tensor_key
+
 
 def _plain(pattern):
     # create_block_mask inspects the signature: it wants a function of four arguments, not a bound method
@@ -47,10 +49,10 @@ def flex_pattern_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pa
     else:
         # every layer of one forward passes the same positions tensor: build its mask once, not per layer
         last = cache.get("flex_positioned")
-        if last is not None and last[0] is positions and last[1] == positions._version:
-            block_mask = last[2]
+        if last is not None and same_tensor(last[0], positions):
+            block_mask = last[1]
         else:
             block_mask = create_block_mask(_positioned(pattern, positions), q.shape[0], None, nq, nk,
                                            device=q.device, BLOCK_SIZE=block_size)
-            cache["flex_positioned"] = (positions, positions._version, block_mask)
+            cache["flex_positioned"] = (tensor_key(positions), block_mask)
     return _kernel(cache)(q, k, v, block_mask=block_mask)
