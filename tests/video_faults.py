@@ -3,6 +3,7 @@
 Each kind is a :class:`Fault`: a file name, how to write it, whether vtrep should use it or skip it,
 and (when skipped) the ``kind`` the skip report gives. ``hangs`` is a valid video that
 :func:`hanging_readers` makes every decoder stall on, since no real file reliably hangs a decoder.
+:func:`record_clip_reads` counts the decodes a module makes.
 """
 
 from __future__ import annotations
@@ -147,3 +148,17 @@ def hanging_readers(readers: dict, hang_s: float = 60.0, name: str = "hangs.mp4"
         return wrapped
 
     return {backend: stall(read) for backend, read in readers.items()}
+
+
+def record_clip_reads(monkeypatch, module) -> list[str]:
+    """Wrap ``module.read_clip`` so every decode it makes appends its path to the returned list, in order."""
+    from datamodules.video.decoding import read_clip
+
+    calls: list[str] = []
+
+    def counting(path, select, backend="auto", timeout_s=None):
+        calls.append(path)
+        return read_clip(path, select, backend, timeout_s=timeout_s)
+
+    monkeypatch.setattr(module, "read_clip", counting)
+    return calls

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import datamodules.video.frame_cache as frame_cache
+from video_faults import record_clip_reads
 from datamodules.video.decoding import read_clip, write_video
 from datamodules.video.frame_cache import DecodedFrameCache
 from datamodules.video.sampling import TooShortError, clip_indices
@@ -34,14 +35,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.fixture
 def decode_count(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Paths the cache decoded, in order (it calls read_clip only to decode)."""
-    calls: list[str] = []
-
-    def counting(path, select, backend="auto", timeout_s=None):
-        calls.append(path)
-        return read_clip(path, select, backend, timeout_s=timeout_s)
-
-    monkeypatch.setattr(frame_cache, "read_clip", counting)
-    return calls
+    return record_clip_reads(monkeypatch, frame_cache)
 
 
 @pytest.mark.parametrize("indices", [[0, 3, 7, 11], [11, 0, 5, 5], [9, 14, 30]])

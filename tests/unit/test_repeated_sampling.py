@@ -12,9 +12,10 @@ import torch
 
 import datamodules.common.epoch_shuffle as epoch_shuffle
 import datamodules.video.dataset as dataset_module
+from video_faults import record_clip_reads
 from datamodules.video.dataset import VideoClipDataset, collate_repeats
 from datamodules.video.datamodule import VideoDataModule
-from datamodules.video.decoding import read_clip, write_video
+from datamodules.video.decoding import write_video
 from datamodules.video.transforms import ClipTransform
 
 NUM_FRAMES, SIZE, CLIP, RATE = 40, 32, 4, 2
@@ -42,14 +43,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Paths the dataset decoded, in order."""
-    calls: list[str] = []
-
-    def counting(path, select, backend="auto", timeout_s=None):
-        calls.append(path)
-        return read_clip(path, select, backend, timeout_s=timeout_s)
-
-    monkeypatch.setattr(dataset_module, "read_clip", counting)
-    return calls
+    return record_clip_reads(monkeypatch, dataset_module)
 
 
 def frame_index_transform(frames: torch.Tensor) -> torch.Tensor:
