@@ -2,7 +2,7 @@
 
 Batches come out as the inner collate makes them (``(video, label)`` for video datasets), so tasks,
 probes and Lightning see nothing new. The dataset must mark failures (``skip_bad_videos=True``); the
-loader's :class:`~datamodules.faults.skips.SkipCollate` sends ``(batch, skipped)`` from the workers and this
+loader's :class:`~datamodules.faults.skips.SkipCollate` sends ``(batch, delivered, skipped)`` from the workers and this
 class records ``skipped`` in a :class:`~datamodules.faults.tracker.SkipTracker` before yielding ``batch``.
 
 A batch whose every item failed is replaced by one clip found by scanning the split from a moving
@@ -56,14 +56,13 @@ class SkippingLoader(DataLoader):
             iterator = super().__iter__()
             for index in range(total):
                 try:
-                    batch, skipped = next(iterator)
+                    batch, delivered, skipped = next(iterator)
                 except StopIteration:  # fewer batches than len() promised: an incomplete pass
                     return
                 except RuntimeError as error:
                     self._explain_timeout(error)
                     raise
-                # A batch of repeated sampling holds R clips per video; the pass counts videos.
-                self.tracker.record(record, _count(batch) // getattr(self.dataset, "repeats", 1), skipped)
+                self.tracker.record(record, delivered, skipped)
                 if batch is None:
                     batch = self._substitute(record)
                 if index == total - 1:
@@ -96,12 +95,3 @@ class SkippingLoader(DataLoader):
         raise RuntimeError(f"no video of the {self.split} split ({size} files) can be loaded; "
                            f"see the skipped-video warnings above")
 
-
-def _count(batch: Any) -> int:
-    """Items in a collated batch (its first tensor's length); 0 for no batch."""
-    if batch is None:
-        return 0
-    if isinstance(batch, dict):
-        batch = next(iter(batch.values()))
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return len(first)

@@ -2,7 +2,7 @@
 
 Decoding happens in DataLoader worker processes, so a skip has to travel back to the main process
 with the batch: the dataset's ``__getitems__`` returns a :class:`SkippedVideo` for each item it
-could not load, and :class:`SkipCollate` turns a list of items into ``(batch or None, skipped)``.
+could not load, and :class:`SkipCollate` turns a list of items into ``(batch or None, delivered, skipped)``.
 :class:`datamodules.faults.loader.SkippingLoader` unpacks that in the main process, where the
 :class:`datamodules.faults.tracker.SkipTracker` counts, warns and reports.
 """
@@ -71,16 +71,18 @@ def load_or_skip(load: Callable[[int], Any], path_of: Callable[[int], str], inde
 
 
 class SkipCollate:
-    """Collate the loadable items with ``inner``; return ``(batch, skipped)``.
+    """Collate the loadable items with ``inner``; return ``(batch, delivered, skipped)``.
 
-    ``batch`` is ``None`` when every item was skipped (the loader then substitutes a batch, so every
-    process still takes a step). A plain class, not a closure, so it pickles into spawned workers.
+    ``delivered`` counts the loaded items (videos), whatever shape ``inner`` gives the batch (repeated
+    sampling collates R clips per video). ``batch`` is ``None`` when every item was skipped (the loader then
+    substitutes a batch, so every process still takes a step). A plain class, not a closure, so it pickles
+    into spawned workers.
     """
 
     def __init__(self, inner: Optional[Callable[[list], Any]] = None) -> None:
         self.inner = inner if inner is not None else default_collate
 
-    def __call__(self, items: Sequence[Any]) -> tuple[Optional[Any], list[SkippedVideo]]:
+    def __call__(self, items: Sequence[Any]) -> tuple[Optional[Any], int, list[SkippedVideo]]:
         skipped = [item for item in items if isinstance(item, SkippedVideo)]
         good = [item for item in items if not isinstance(item, SkippedVideo)]
-        return (self.inner(good) if good else None), skipped
+        return (self.inner(good) if good else None), len(good), skipped

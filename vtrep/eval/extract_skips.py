@@ -82,8 +82,8 @@ class SkippingExtraction:
         record = self.tracker.begin(self.split, len(self.items))
         complete = False
         try:
-            for batch, skipped in self.loader:
-                self.tracker.record(record, 0 if batch is None else len(batch.items), skipped)
+            for batch, delivered, skipped in self.loader:
+                self.tracker.record(record, delivered, skipped)
                 if batch is not None:
                     yield batch
             complete = True
