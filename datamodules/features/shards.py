@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from datamodules.common.epoch_shuffle import rank_and_world
+from datamodules.features.shuffle_buffer import ShuffleBuffer
 from vtrep.io.atomic_write import atomic_write
 
 INDEX = "index.json"
@@ -113,6 +114,9 @@ class FeatureShards(IterableDataset):
         batch_size: rows per batch (the last batch of an epoch may be smaller).
         buffer_rows: rows held for shuffling (a larger buffer mixes shards better).
         shuffle: random shard order and rows; ``False`` reads everything in order.
+        shuffle_shards: with ``shuffle``, also visit the shards in a random order; ``False`` reads them in
+            their stored order (rows still mix in the buffer) — replays an extraction in the order its items
+            were encoded, e.g. the token stream an online run saw (:mod:`vtrep.eval.online_tokens`).
         seed: base seed; epoch ``e`` uses ``seed + e``.
         num_workers: the DataLoader's worker count (each worker reads its own shards).
         rank, world_size: this process's place in a distributed run (default: from ``torch.distributed``).
@@ -120,10 +124,11 @@ class FeatureShards(IterableDataset):
 
     def __init__(self, root: str | os.PathLike, shards: list[int] | None = None, batch_size: int = 4096,
                  buffer_rows: int = 1 << 18, shuffle: bool = True, seed: int = 0, num_workers: int = 0,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+                 rank: int | None = None, world_size: int | None = None, shuffle_shards: bool = True) -> None:
         self.root, self.index = Path(root), read_index(root)
         self.shards = list(range(len(self.index["shards"]))) if shards is None else list(shards)
         self.batch_size, self.buffer_rows, self.shuffle, self.seed = batch_size, buffer_rows, shuffle, seed
+        self.shuffle_shards = shuffle_shards
         self.num_workers, self.rank, self.world_size = num_workers, rank, world_size
         self.epoch = 0
 
@@ -168,29 +173,22 @@ class FeatureShards(IterableDataset):
         mine = self.shards[reader::self._readers()]  # a fixed split: every epoch a rank reads the same shards
         generator = torch.Generator().manual_seed(self.seed + self.epoch + 7919 * reader)
         self.epoch += 1
-        order = [mine[i] for i in torch.randperm(len(mine), generator=generator)] if self.shuffle else mine
+        order = [mine[i] for i in torch.randperm(len(mine), generator=generator)] if self.shuffle and self.shuffle_shards else mine
         batches = self._batches(order, generator)
         yield from batches if world == 1 else itertools.islice(batches, self._per_reader_batches())
 
     def _batches(self, order: list[int], generator: torch.Generator):
-        features = meta = None
-        keep = self.buffer_rows if self.shuffle else 0
+        buffer = ShuffleBuffer(self.batch_size, self.buffer_rows, generator if self.shuffle else None)
         for shard in order:
-            f, m = read_shard(self.root, self.index["shards"][shard])
-            features = f if features is None else torch.cat([features, f])
-            meta = m if meta is None else torch.cat([meta, m])
-            if self.shuffle:  # once per shard: rows of this and earlier shards mix in the buffer
-                pick = torch.randperm(len(features), generator=generator)
-                features, meta = features[pick], meta[pick]
-            while len(features) >= keep + self.batch_size:
-                yield self._batch(features, meta)
-                features, meta = features[self.batch_size:], meta[self.batch_size:]
-        while features is not None and len(features):
-            yield self._batch(features, meta)
-            features, meta = features[self.batch_size:], meta[self.batch_size:]
+            features, meta = read_shard(self.root, self.index["shards"][shard])
+            for batch in buffer.add({"features": features, "meta": meta}):
+                yield self._batch(batch)
+        for batch in buffer.drain():
+            yield self._batch(batch)
 
-    def _batch(self, features: torch.Tensor, meta: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"features": features[:self.batch_size].float(), "meta": meta[:self.batch_size]}
+    @staticmethod
+    def _batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"features": batch["features"].float(), "meta": batch["meta"]}
 
 
 class FeatureDataModule(L.LightningDataModule):
@@ -206,10 +204,11 @@ class FeatureDataModule(L.LightningDataModule):
             (then clips never straddle training and validation).
         num_workers: DataLoader worker processes.
         seed: shuffling seed.
+        shuffle_shards: visit the training shards in a random order each epoch (``False``: stored order).
     """
 
     def __init__(self, root: str, batch_size: int = 4096, buffer_rows: int = 1 << 18, val_shards: int | None = None,
-                 val_root: str | None = None, num_workers: int = 0, seed: int = 0) -> None:
+                 val_root: str | None = None, num_workers: int = 0, seed: int = 0, shuffle_shards: bool = True) -> None:
         super().__init__()
         index = read_index(root)
         count = len(index["shards"])
@@ -223,7 +222,7 @@ class FeatureDataModule(L.LightningDataModule):
                                  f"root={root!r} width {index['width']} / meta {index['meta']}")
         self.root, self.val_root, self.batch_size, self.buffer_rows = root, val_root, batch_size, buffer_rows
         self.val_shards, self.num_workers, self.seed, self.count = val_shards, num_workers, seed, count
-        self.width = int(index["width"])
+        self.width, self.shuffle_shards = int(index["width"]), shuffle_shards
 
     @property
     def feature_width(self) -> int:
@@ -233,7 +232,7 @@ class FeatureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         shards = list(range(self.count - self.val_shards))
         data = FeatureShards(self.root, shards, self.batch_size, self.buffer_rows, shuffle=True, seed=self.seed,
-                             num_workers=self.num_workers)
+                             num_workers=self.num_workers, shuffle_shards=self.shuffle_shards)
         # persistent workers keep their dataset copy, so its epoch counter (the shuffle seed) advances
         return DataLoader(data, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
