@@ -42,6 +42,8 @@ _EXPORTS = {
     "FeatureShardWriter": "datamodules.features.shards",
     "planted_activations": "datamodules.features.planted",
     "PlantedDataModule": "datamodules.features.planted",
+    "planted_hierarchy": "datamodules.features.planted_hierarchy",
+    "PlantedHierarchyDataModule": "datamodules.features.planted_hierarchy",
 }
 
 __all__ = sorted(_EXPORTS)
