@@ -1,5 +1,5 @@
 """The ``vtrep`` command: LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) plus
-``probe``, ``extract`` and ``import-videomae``.
+``probe``, ``extract``, ``concepts``, ``import-videomae`` and ``benchmark``.
 
 This module imports nothing heavy: ``vtrep`` / ``vtrep --help`` list the commands without loading torch
 or lightning, and each command imports what it needs only when it runs (the Lightning side lives in
@@ -25,10 +25,12 @@ LIGHTNING_COMMANDS = {"fit": "train a model from YAML configs (pretraining or fi
 # commands beside LightningCLI's, imported only when used
 EXTRA_COMMANDS = {"probe": ("vtrep.eval.probe_cli", "probe_cli"),
                   "extract": ("vtrep.eval.extract_cli", "extract_cli"),
+                  "concepts": ("vtrep.eval.concepts_cli", "concepts_cli"),
                   "import-videomae": ("vtrep.interop.import_cli", "import_cli"),
                   "benchmark": ("vtrep.benchmark.cli", "benchmark_cli")}
 EXTRA_HELP = {"probe": "classify with a frozen encoder (linear, svm, logistic, knn, attentive), beside random init",
               "extract": "token features of a frozen encoder over one split, as shards",
+              "concepts": "which SAE latents are dynamic, static or position-coded, beside a random-encoder control",
               "import-videomae": "convert a transformers / original VideoMAE checkpoint to a vtrep encoder",
               "benchmark": "suites of vtrep fit + probe / test runs over datasets and seeds (ucr, ett, video), resumable"}
 

@@ -13,7 +13,7 @@ import torch
 
 from datamodules.features.shards import FeatureShardWriter
 from vtrep.checks import positive_int
-from vtrep.eval.encoders import encoder_kind, load_encoder
+from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
 from vtrep.eval.extract import (
     POOLED_META,
     SERIES_META,
@@ -32,7 +32,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 def extract(encoder: str, data: L.LightningDataModule, output: str, split: Literal["train", "val", "test"] = "train",
             features: Literal["tokens", "pooled"] = "tokens", fit_config: str | None = None,
             batch_size: int | None = None, shard_rows: int = 1 << 18,
-            dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu") -> Path:
+            dtype: Literal["float32", "float16", "bfloat16"] = "float32", device: str = "cpu",
+            random_init: bool = False, seed: int = 0) -> Path:
     """Write every token (or one pooled row per item) of ``split`` with its metadata to a new folder ``output``.
 
     A video no decoder reads is skipped and reported as ``vtrep fit`` does (:mod:`vtrep.eval.extract_skips`):
@@ -52,11 +53,17 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
         shard_rows: tokens per shard file.
         dtype: storage dtype of the features (half precision halves the disk).
         device: where the encoder runs.
+        random_init: encode with the same architecture at random initialisation instead of the trained weights
+            (``vtrep.eval.encoders.random_copy``): the control of ``vtrep concepts``. Recorded in ``source.json``
+            with ``seed``, so the clips can be re-encoded by the same random encoder.
+        seed: the random initialisation's seed (used only with ``random_init``).
     """
     if batch_size is not None:
         positive_int("batch_size", batch_size)
     positive_int("shard_rows", shard_rows)
     module, revin = load_encoder(encoder, fit_config)
+    if random_init:
+        module = random_copy(module, seed)
     kind = encoder_kind(module)
     if kind == "video":
         data = with_encoder_geometry(module, data)
@@ -67,8 +74,10 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     # no half-written feature folder under the name a later step would read
     staging = final.parent / f".{final.name}.partial-{os.getpid()}"
     try:
+        origin = {"fit_config": str(Path(fit_config).resolve()) if fit_config else None, "random_init": random_init,
+                  "seed": seed if random_init else None}
         count, writer, seconds, skipped = _write_features(module, revin, kind, data, staging, split, features,
-                                                          encoder, batch_size, shard_rows, dtype, device)
+                                                          encoder, batch_size, shard_rows, dtype, device, origin)
         if final.exists():
             final.rmdir()  # the empty folder a user may have made for it
         staging.rename(final)
@@ -86,7 +95,7 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
 
 
 def _write_features(module, revin, kind, data, out: Path, split, features, encoder, batch_size, shard_rows, dtype,
-                    device) -> tuple[int, FeatureShardWriter, float, list]:
+                    device, origin: dict) -> tuple[int, FeatureShardWriter, float, list]:
     names = POOLED_META if features == "pooled" else VIDEO_META if kind == "video" else SERIES_META
     writer = FeatureShardWriter(out, names, shard_rows, DTYPES[dtype])
     loader = split_loader(data, split, batch_size)
@@ -110,7 +119,7 @@ def _write_features(module, revin, kind, data, out: Path, split, features, encod
     if isinstance(loader, SkippingExtraction):
         geometry["skipped"] = skipped  # items without features, with their files: SourceItems.skipped
         loader.write_report(out)
-    write_source(out, kind, encoder, data, split, items=items, revin=revin, features=features, **geometry)
+    write_source(out, kind, encoder, data, split, items=items, revin=revin, features=features, **origin, **geometry)
     writer.close()
     return count, writer, time.perf_counter() - start, skipped
 

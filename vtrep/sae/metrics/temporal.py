@@ -32,7 +32,8 @@ into blocks of the encoder's patch stride, counted from the end, and the blocks 
   (``1``: silent on a still clip; ``0``: indifferent; ``< 0``: fires more when nothing moves);
 - ``order_score = (m_k(X) − m_k(X_shuffled)) / m_k(X)``: likewise for the order of frames.
 
-Classes: ``dead`` (``m_k(X) = 0``), ``dynamic`` (``dynamic_score ≥`` :data:`DYNAMIC`), ``still``
+Classes: ``silent`` (``m_k(X) = 0``: no activity on these items), ``dynamic`` (``dynamic_score ≥``
+:data:`DYNAMIC`), ``still``
 (``dynamic_score ≤ −DYNAMIC``: a stillness detector), ``static`` (``|dynamic_score| <`` :data:`STATIC`), else
 ``mixed``; ``order-sensitive`` separately where ``order_score ≥`` :data:`DYNAMIC`.
 """
@@ -44,7 +45,7 @@ import torch
 POSITION_CODED = 0.5  # η² at or above which a latent is position-coded
 DYNAMIC = 0.5  # |dynamic_score| at or above which a latent is dynamic (or still)
 STATIC = 0.2  # |dynamic_score| below which a latent is static
-CLASSES = ("dynamic", "static", "still", "mixed", "dead")
+CLASSES = ("dynamic", "static", "still", "mixed", "silent")
 
 
 def _ids(cells: torch.Tensor) -> torch.Tensor:
@@ -178,11 +179,11 @@ def response_scores(original: torch.Tensor, frozen: torch.Tensor, shuffled: torc
 
 
 def temporal_classes(dynamic_score: torch.Tensor) -> list[str]:
-    """``dynamic`` / ``static`` / ``still`` / ``mixed`` per latent, ``dead`` where the score is NaN."""
+    """``dynamic`` / ``static`` / ``still`` / ``mixed`` per latent, ``silent`` where the score is NaN."""
     out = []
     for value in dynamic_score.tolist():
         if value != value:
-            out.append("dead")
+            out.append("silent")
         elif value >= DYNAMIC:
             out.append("dynamic")
         elif value <= -DYNAMIC:
