@@ -126,11 +126,11 @@ class ATMSAE(TopKSAE):
         K = self.num_latents
         count, energy = sums[3 * K].clamp_min(1), sums[3 * K + 1].clamp_min(1e-12)
         batch = (sums[:K] / count, sums[K:2 * K] / count, sums[2 * K:3 * K] / energy)
-        first = self.importance_updates == 0
+        first, beta = self.importance_updates == 0, self.importance_momentum
         for name, value in zip(STATISTICS, batch):
             ema = getattr(self, name)
             value = value.to(ema.dtype)
-            ema.copy_(torch.where(first, value, self.importance_momentum * ema + (1 - self.importance_momentum) * value))
+            ema.copy_(torch.where(first, value, beta * ema + (1 - beta) * value))
         self.importance_updates.add_(1)
 
     # -- loss ------------------------------------------------------------------------------------------
