@@ -5,6 +5,7 @@ it from the shards' ``index.json``, :class:`~datamodules.PlantedDataModule` has 
 ``model.init_args.sae.init_args.d_in`` once it is built, so an SAE config need not copy the encoder's width.
 jsonargparse's link replaces whatever the config gave, so the config's own value is read before anything is
 built and a different one is refused (naming both widths and the features folder) instead of being dropped.
+The same way an online token datamodule's ``layer_names`` become ``SAETask``'s ``layers`` (one SAE per layer).
 jsonargparse leaves a link's target out of ``--print_config`` and the run's ``config.yaml``; the SAE's
 exported ``config.json`` and the checkpoint's hyperparameters record the width used.
 """
@@ -15,6 +16,7 @@ import importlib
 from typing import Callable
 
 SAE_WIDTH = "model.init_args.sae.init_args.d_in"
+SAE_LAYERS = "model.init_args.layers"
 
 
 def _class_of(node) -> type | None:
@@ -38,6 +40,8 @@ class SAEWidthLink:
     def add_to(self, parser) -> None:
         # a datamodule without feature_width makes jsonargparse skip the link: the config's d_in stands
         parser.link_arguments("data.feature_width", SAE_WIDTH, compute_fn=self.width, apply_on="instantiate")
+        # an online token datamodule (vtrep.eval.online_tokens) names its layers: SAETask trains an SAE on each
+        parser.link_arguments("data.layer_names", SAE_LAYERS, apply_on="instantiate")
 
     def check(self, settings) -> None:
         """Before instantiation: keep the config's ``d_in`` and refuse what the link cannot settle."""

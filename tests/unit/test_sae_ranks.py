@@ -55,7 +55,7 @@ def _rank(rank: int, port: int, queue) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         own = torch.arange(rank, CLIPS * ROWS_PER_CLIP, 2)  # every clip has rows on both ranks
-        probe = SAETask.pooled_across_ranks(SimpleNamespace(pooled=pooled_of(own))).probe()
+        probe = SAETask.pooled_across_ranks(pooled_of(own)).probe()
         sae = BatchTopKSAE(8, 16, k=2)
         strategy = DDPStrategy()  # only its reduce is used: the process group above is already up
         fake_task = SimpleNamespace(device=torch.device("cpu"), trainer=SimpleNamespace(strategy=strategy))

@@ -123,6 +123,17 @@ class VideoViT(RecordsInitArgs, nn.Module):
         x = x + (pos if ids_keep is None else gather_tokens(pos, ids_keep))
         return self.norm(run_blocks(self.blocks, x, ids_keep))
 
+    def forward_layers(self, video: torch.Tensor) -> list[torch.Tensor]:
+        """Every token of ``video (B, C, T, H, W)`` after the embedding and after each block: ``depth + 1``
+        tensors ``(B, N, D)``. The last is :meth:`forward_features`'s output (after the final norm, when the
+        encoder has one); the others are the residual stream, unnormalised."""
+        x = self.patch_embed.embed_patches(self.patch_embed.patchify(video))
+        layers = [x + self.pos_embed().to(x.dtype)]
+        for index in range(len(self.blocks)):
+            layers.append(run_blocks(self.blocks[index:index + 1], layers[-1]))
+        layers[-1] = self.norm(layers[-1])
+        return layers
+
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean over tokens: ``(B, N, D) -> (B, D)``."""
         return tokens.mean(dim=1)

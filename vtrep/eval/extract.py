@@ -52,7 +52,7 @@ def _labels(label: torch.Tensor | None, count: int) -> torch.Tensor:
     return torch.full((count,), -1, dtype=torch.long) if label is None else torch.as_tensor(label).long().cpu()
 
 
-def _grid_cells(*sizes: int) -> torch.Tensor:
+def grid_cells(*sizes: int) -> torch.Tensor:
     """Every cell of a grid of ``sizes`` in row-major order, ``(prod(sizes), len(sizes))``."""
     axes = torch.meshgrid(*(torch.arange(s) for s in sizes), indexing="ij")
     return torch.stack(axes, dim=-1).reshape(-1, len(sizes))
@@ -81,7 +81,7 @@ def extract_video_tokens(backbone, loader, writer: FeatureShardWriter, device: s
     """
     _check_meta(writer, VIDEO_META)
     backbone = backbone.eval().to(device)
-    cells = _grid_cells(*backbone.grid)  # (N, 3) in the encoder's t-major token order
+    cells = grid_cells(*backbone.grid)  # (N, 3) in the encoder's t-major token order
     clips = 0
     for batch in loader:
         video, label, items = _unpack(batch, "video", clips)
@@ -99,7 +99,7 @@ def series_tokens(encoder, x: torch.Tensor, revin: bool) -> tuple[torch.Tensor, 
         return tokens, torch.stack([torch.full_like(steps, -1), steps], dim=1)
     tokens = encoder(encoder_patches(x, encoder, RevIN(affine=False) if revin else None))  # (B, C, Np, D)
     b, c, p, d = tokens.shape
-    return tokens.reshape(b, c * p, d), _grid_cells(c, p)
+    return tokens.reshape(b, c * p, d), grid_cells(c, p)
 
 
 @torch.no_grad()

@@ -27,12 +27,16 @@ from vtrep.tasks.base import PretrainTask
 from vtrep.tensor_identity import TensorKey, same_tensor, tensor_key
 
 
-def batch_features(batch) -> torch.Tensor:
-    """The ``(n, d)`` features of a batch (tensor, ``(features, ...)`` or ``{"features": ...}``), float."""
+def batch_features(batch, layers: int = 1) -> list[torch.Tensor]:
+    """The ``(n, d)`` features of each layer of a batch (tensor, ``(features, ...)`` or ``{"features": ...}``),
+    float: rows ``(n, d)`` for one layer, ``(n, L, d)`` for ``L`` layers (:mod:`vtrep.eval.online_tokens`)."""
     batch = batch_input(batch, "features")
-    if batch.dim() != 2:
-        raise ValueError(f"SAE batches are (n, d) feature vectors, got shape {tuple(batch.shape)}")
-    return batch.float()
+    if layers == 1 and batch.dim() == 2:
+        return [batch.float()]
+    if batch.dim() != 3 or batch.shape[1] != layers:
+        want = "(n, d) feature vectors" if layers == 1 else f"(n, {layers}, d) rows (one vector per layer)"
+        raise ValueError(f"SAE batches are {want}, got shape {tuple(batch.shape)}")
+    return [batch[:, i].float() for i in range(layers)]
 
 
 class PooledFeatures:
@@ -95,7 +99,13 @@ class SAETask(PretrainTask):
             on the validation inputs, dead latents apart) to ``<run dir>/sae_reports/`` and log it as
             ``val/latent_density`` to W&B or TensorBoard.
         export_sae: at the end of ``fit``, save the SAE (input scale folded) as ``<log dir>/sae``
-            (``vtrep.sae.io.save_sae``), the folder ``tools/sae_report.py`` reads.
+            (``vtrep.sae.io.save_sae``), the folder ``tools/sae_report.py`` reads; with several layers,
+            one folder per layer, ``<log dir>/sae/<layer>``.
+        layers: names of the encoder layers the rows hold, one SAE each (``vtrep fit`` takes them from an
+            :class:`~vtrep.eval.online_tokens.EncoderTokenDataModule`); ``None``: one SAE on ``(n, d)`` rows.
+            Every layer's SAE is built from ``sae``'s configuration (its own random initialisation) and
+            trains on its layer's vectors of the same tokens; the loss is their sum (one optimiser).
+            Metrics are logged per layer as ``<stage>/<layer>/<name>``.
 
     Under DDP the validation metrics are computed from the sums over all ranks (:meth:`SAEMetrics.sync`)
     and TopK-family dead-latent counters count every rank's inputs. The first-batch initialisation
@@ -108,7 +118,7 @@ class SAETask(PretrainTask):
                  decoder_bias_init: Literal["geometric_median", "mean", "none"] = "geometric_median",
                  normalise_input: bool = True, dense_threshold: float = 0.1, probe_check: bool = False,
                  clip_column: int = 0, label_column: int = -1, export_sae: bool = True,
-                 density_report: bool = True) -> None:
+                 density_report: bool = True, layers: list[str] | None = None) -> None:
         super().__init__(export=export_sae)
         if decoder_bias_init not in ("geometric_median", "mean", "none"):
             raise ValueError(f"decoder_bias_init must be 'geometric_median', 'mean' or 'none', got {decoder_bias_init!r}")
@@ -116,34 +126,50 @@ class SAETask(PretrainTask):
             positive("lr", lr)
         if probe_check and clip_column == label_column:
             raise ValueError(f"clip_column and label_column must be different meta columns, both are {clip_column}")
+        if layers is not None and (not layers or len(set(layers)) != len(layers)):
+            raise ValueError(f"layers must be distinct layer names, got {layers!r}")
         self.sae = sae
+        self.layers = list(layers) if layers and len(layers) > 1 else None
+        # more layers: an SAE each, built from the first one's recorded configuration
+        self.more_saes = torch.nn.ModuleList(type(sae)(**sae.config) for _ in (self.layers or [])[1:])
         self.lr = lr if lr is not None else 2e-4 / math.sqrt(sae.num_latents / 16384)
         self.decoder_bias_init, self.normalise_input = decoder_bias_init, normalise_input
         self.register_buffer("initialised", torch.tensor(False))  # in checkpoints: a resumed run skips the init
         self._initialised_seen: tuple[TensorKey, bool] | None = None
-        self.metrics = SAEMetrics(sae.num_latents, dense_threshold)
+        self.metrics = [SAEMetrics(sae.num_latents, dense_threshold) for _ in self.saes]
         self.probe_check, self.clip_column, self.label_column = probe_check, clip_column, label_column
-        self.pooled = PooledFeatures()
+        self.pooled = [PooledFeatures() for _ in self.saes]
         self.density_report = density_report
 
+    @property
+    def saes(self) -> list[SparseAutoencoder]:
+        """One SAE per layer (just ``sae`` for one layer)."""
+        return [self.sae, *self.more_saes]
+
+    def stage_key(self, stage: str, index: int, name: str) -> str:
+        """``<stage>/<name>``, or ``<stage>/<layer>/<name>`` with several layers."""
+        return f"{stage}/{name}" if self.layers is None else f"{stage}/{self.layers[index]}/{name}"
+
     def eval_encoder(self) -> torch.nn.Module:
-        """The module this task trains and evaluates: the sparse autoencoder."""
+        """The module this task trains and evaluates: the sparse autoencoder (the first layer's)."""
         return self.sae
 
     @torch.no_grad()
-    def initialise_from(self, x: torch.Tensor) -> None:
-        """Input scale and decoder bias from a first batch of features."""
-        if self.normalise_input:
-            self.sae.fit_input_scale(x)
-        if self.decoder_bias_init != "none":
-            self.sae.init_decoder_bias(x, self.decoder_bias_init)
-        self.sae.init_from_data(x)
+    def initialise_from(self, xs: list[torch.Tensor]) -> None:
+        """Input scale and decoder bias of each layer's SAE from a first batch of its features."""
+        for sae, x in zip(self.saes, xs):
+            if self.normalise_input:
+                sae.fit_input_scale(x)
+            if self.decoder_bias_init != "none":
+                sae.init_decoder_bias(x, self.decoder_bias_init)
+            sae.init_from_data(x)
         self.initialised.fill_(True)
         self._initialised_seen = (tensor_key(self.initialised), True)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # every rank initialised from its own first batch: take rank 0's, so the replicas start equal
-            for tensor in [*self.sae.parameters(), *self.sae.buffers()]:
-                torch.distributed.broadcast(tensor.data, src=0)
+            for sae in self.saes:
+                for tensor in [*sae.parameters(), *sae.buffers()]:
+                    torch.distributed.broadcast(tensor.data, src=0)
 
     @property
     def is_initialised(self) -> bool:
@@ -160,11 +186,12 @@ class SAETask(PretrainTask):
     def reduce_across_ranks(self, tensor: torch.Tensor, op: Literal["sum", "min"] = "sum") -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op=op)
 
-    def pooled_across_ranks(self) -> PooledFeatures:
+    @staticmethod
+    def pooled_across_ranks(pooled: PooledFeatures) -> PooledFeatures:
         import torch.distributed as dist
 
         gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, self.pooled.clips)
+        dist.all_gather_object(gathered, pooled.clips)
         merged = PooledFeatures()
         merged.merge(gathered)
         return merged
@@ -172,83 +199,109 @@ class SAETask(PretrainTask):
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1:
             # dead-latent counters (TopK, "sum") and the BatchTopK threshold ("min") agree across ranks
-            self.sae.set_rank_reduce(self.reduce_across_ranks)
+            for sae in self.saes:
+                sae.set_rank_reduce(self.reduce_across_ranks)
 
     def on_train_epoch_start(self) -> None:
-        # feature shards shuffle by epoch number; after a resume their own pass counter restarts at 0.
-        # (Read by the iterator's first batch, so exact with in-process loading; worker copies keep their own.)
+        # feature shards (and online token streams) shuffle by epoch number; after a resume their own pass
+        # counter restarts at 0. (Read by the iterator's first batch, so exact with in-process loading;
+        # worker copies keep their own.)
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
+    def layer_features(self, batch) -> list[torch.Tensor]:
+        return batch_features(batch, len(self.saes))
+
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if not self.is_initialised:
-            self.initialise_from(batch_features(batch))
+            self.initialise_from(self.layer_features(batch))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        out = self.sae.loss(batch_features(batch))
-        logs = {f"train/{name}": value.detach() for name, value in out.parts.items()}
-        logs["train/l0"] = out.l0
-        self.log_dict(logs, prog_bar=False)
-        self.log("train/loss", out.loss.detach(), prog_bar=True)
-        return out.loss
+        loss = 0.0
+        for index, (sae, x) in enumerate(zip(self.saes, self.layer_features(batch))):
+            out = sae.loss(x)
+            logs = {self.stage_key("train", index, name): value.detach() for name, value in out.parts.items()}
+            logs[self.stage_key("train", index, "l0")] = out.l0
+            if self.layers is not None:
+                logs[self.stage_key("train", index, "loss")] = out.loss.detach()
+            self.log_dict(logs, prog_bar=False)
+            loss = loss + out.loss
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        self.sae.remove_parallel_gradient()
+        for sae in self.saes:
+            sae.remove_parallel_gradient()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.sae.normalise_decoder()
+        for sae in self.saes:
+            sae.normalise_decoder()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         if not self.is_initialised:  # Lightning's sanity check runs before the first-batch initialisation
             return
-        x = batch_features(batch)
-        codes = self.sae.encode(x)
-        x_hat = self.sae.decode(codes)
-        self.metrics.update(x, x_hat, codes)
-        if self.probe_check:
-            if not isinstance(batch, dict) or "meta" not in batch:
-                raise ValueError("probe_check needs dict batches with 'meta' (clip and label columns)")
-            meta = batch["meta"]
-            self.pooled.update(meta[:, self.clip_column], meta[:, self.label_column], x, x_hat)
+        if self.probe_check and (not isinstance(batch, dict) or "meta" not in batch):
+            raise ValueError("probe_check needs dict batches with 'meta' (clip and label columns)")
+        for sae, x, metrics, pooled in zip(self.saes, self.layer_features(batch), self.metrics, self.pooled):
+            codes = sae.encode(x)
+            x_hat = sae.decode(codes)
+            metrics.update(x, x_hat, codes)
+            if self.probe_check:
+                meta = batch["meta"]
+                pooled.update(meta[:, self.clip_column], meta[:, self.label_column], x, x_hat)
 
     def on_validation_epoch_end(self) -> None:
+        for index, metrics in enumerate(self.metrics):
+            self.log_layer_validation(index, metrics)
+        self.metrics = [SAEMetrics(m.num_latents, m.dense_threshold) for m in self.metrics]
+        self.pooled = [PooledFeatures() for _ in self.saes]
+
+    def log_layer_validation(self, index: int, metrics: SAEMetrics) -> None:
         if self.trainer.world_size > 1:  # sums over every rank's inputs, not a mean of per-rank ratios
-            self.metrics.sync(self.reduce_across_ranks)
-        if self.metrics.count:
-            self.log_dict({f"val/{name}": value for name, value in self.metrics.compute().items()})
+            metrics.sync(self.reduce_across_ranks)
+        if metrics.count:
+            self.log_dict({self.stage_key("val", index, name): value for name, value in metrics.compute().items()})
             if self.density_report and not self.trainer.sanity_checking:
                 # every rank asks for the folder: under DDP trainer.log_dir is a collective
-                self.write_density_report(run_dir(self.trainer) / "sae_reports")
+                folder = run_dir(self.trainer) / "sae_reports"
+                self.write_density_report(folder if self.layers is None else folder / self.layers[index], metrics)
+        pooled = self.pooled[index]
         if self.probe_check and self.trainer.world_size > 1:  # one probe on every rank's clips
-            self.pooled = self.pooled_across_ranks()
-        if self.probe_check and self.pooled.clips:
-            self.log_dict({f"val/probe_{name}": value for name, value in self.pooled.probe().items()})
-        self.metrics.reset()
-        self.pooled = PooledFeatures()
+            pooled = self.pooled_across_ranks(pooled)
+        if self.probe_check and pooled.clips:
+            self.log_dict({self.stage_key("val", index, f"probe_{name}"): value
+                           for name, value in pooled.probe().items()})
 
     @rank_zero_only
-    def write_density_report(self, out_dir: Path) -> None:
+    def write_density_report(self, out_dir: Path, metrics: SAEMetrics) -> None:
         from torchvision.utils import save_image
 
         from vtrep.reports.sae_density import firing_density_image
         from vtrep.reports.to_logger import log_image
 
-        image = firing_density_image(self.metrics.fired, self.metrics.count,
-                                     f"step {self.global_step}: latent density on {self.metrics.count} inputs")
+        image = firing_density_image(metrics.fired, metrics.count,
+                                     f"step {self.global_step}: latent density on {metrics.count} inputs")
         out_dir.mkdir(parents=True, exist_ok=True)
         save_image(image, str(out_dir / f"density_step_{self.global_step:07d}.png"))
-        log_image(self.logger, "val/latent_density", image, self.global_step)
+        key = "val/latent_density" if out_dir.name == "sae_reports" else f"val/{out_dir.name}/latent_density"
+        log_image(self.logger, key, image, self.global_step)
 
     def on_fit_end(self) -> None:
-        self.sae.set_rank_reduce(None)  # collectives only while the process group lives
+        for sae in self.saes:
+            sae.set_rank_reduce(None)  # collectives only while the process group lives
         super().on_fit_end()
 
     def save_export(self, out: Path) -> None:
-        """The SAE with its input scale folded in (:func:`~vtrep.sae.io.save_sae`), read by ``tools/sae_report.py``."""
+        """The SAE with its input scale folded in (:func:`~vtrep.sae.io.save_sae`), read by ``tools/sae_report.py``;
+        with several layers one folder each, ``out/<layer>``."""
         from vtrep.sae.io import save_sae
 
-        save_sae(self.sae, out)
+        if self.layers is None:
+            save_sae(self.sae, out)
+            return
+        for name, sae in zip(self.layers, self.saes):
+            save_sae(sae, out / name)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.sae.parameters(), lr=self.lr)
+        return torch.optim.Adam([p for sae in self.saes for p in sae.parameters()], lr=self.lr)
