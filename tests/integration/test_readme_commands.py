@@ -84,14 +84,16 @@ def fill(command: str, scratch: Path) -> list[str]:
                .replace("<pretrain>/last.ckpt", "runs/etth1_pretrain/version_0/checkpoints/last.ckpt")
                .replace("--config ...", f"--config {FIT_RUN}/config.yaml"))
     args = shlex.split(command)[1:]
+    online = "sae_online" in command  # the clips' datamodule sits inside the online token datamodule
     if args[0] in ("fit", "validate") and "--print_config" not in args:
-        if any(f"experiment/{name}.yaml" in command for name in GENERATED_VIDEO):
-            args += TINY_VIDEO
+        if any(f"experiment/{name}.yaml" in command for name in GENERATED_VIDEO + ("sae_online_quickstart",)):
+            args += [arg.replace("--data.", "--data.init_args.data.") if online else arg for arg in TINY_VIDEO]
         if "model/videomae_small.yaml" in command:  # ViT-S at 224 px: one clip a step keeps it to seconds
             args += ["--data.init_args.batch_size", "1"]
         # loader workers and the sanity check each cost seconds a run and test nothing the README claims
         args += ["--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "1",
-                 "--trainer.num_sanity_val_steps", "0", "--data.init_args.num_workers", "0"]
+                 "--trainer.num_sanity_val_steps", "0",
+                 "--data.init_args.data.init_args.num_workers" if online else "--data.init_args.num_workers", "0"]
         if args[0] == "fit" and "--trainer.fast_dev_run" not in args:
             # one step in one epoch, not fast_dev_run: later commands read the run's checkpoint and encoder
             args += ["--trainer.max_epochs", "1", "--trainer.max_steps", "1", "--trainer.limit_train_batches", "1"]

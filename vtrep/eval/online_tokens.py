@@ -35,6 +35,7 @@ from datamodules.common.epoch_shuffle import rank_and_world
 from datamodules.features.shuffle_buffer import Columns, ShuffleBuffer
 from vtrep.eval.encoder_layers import feature_width, layer_names, layer_tokens, resolve_layers
 from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
+from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.io.batches import batch_input_and_label
 
 
@@ -82,7 +83,8 @@ class EncoderTokenDataModule(L.LightningDataModule):
     Args:
         encoder: a saved encoder folder (``vtrep fit`` exports ``<log dir>/encoder``) or a fit checkpoint
             with ``fit_config``.
-        data: the video or series datamodule whose training / validation items are encoded.
+        data: the video or series datamodule whose training / validation items are encoded (a video
+            datamodule left at its default ``num_frames`` / ``img_size`` takes the encoder's, as in ``vtrep extract``).
         layers: which layers' tokens (:mod:`vtrep.eval.encoder_layers`; ``[-1]``: the output). Several
             layers give rows ``(b, L, d)`` and ``SAETask`` trains one SAE per layer.
         batch_size: token rows per SAE batch.
@@ -108,6 +110,8 @@ class EncoderTokenDataModule(L.LightningDataModule):
         self.encoder = random_copy(module, seed) if random_init else module
         self.kind = encoder_kind(self.encoder)
         self.layers = resolve_layers(self.encoder, list(layers))
+        # clip geometry (num_frames, img_size) from the encoder's config unless the data config sets it
+        data = with_encoder_geometry(self.encoder, data) if self.kind == "video" else data
         self.data, self.batch_size, self.buffer_rows, self.seed = data, batch_size, buffer_rows, seed
         self.autocast, self.device = autocast, torch.device("cpu")
 
