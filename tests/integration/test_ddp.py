@@ -112,3 +112,33 @@ def test_videomae_quickstart_trains_under_two_process_ddp_without_changes(tmp_pa
     replicas = [load_file(str(tmp_path / "seen" / f"rank{r}.safetensors")) for r in (0, 1)]
     for name in replicas[0]:
         assert torch.equal(replicas[0][name], replicas[1][name]), f"{name} differs between ranks"
+
+
+def test_online_sae_under_two_process_ddp_each_rank_encodes_its_own_clips(tmp_path):
+    """Online SAE training (clips -> frozen encoder -> buffer) under DDP: the ranks take the same number of
+    steps on different tokens and their SAEs stay equal (one per layer)."""
+    from vtrep.backbones.video_vit import VideoViT
+    from vtrep.io.pretrained import save_pretrained
+
+    encoder = save_pretrained(VideoViT(img_size=32, num_frames=8, patch_size=8, tubelet_size=2, embed_dim=16,
+                                       depth=2, num_heads=2), tmp_path / "encoder")
+    clips = "--data.init_args.data.init_args."
+    args = [sys.executable, "-m", "vtrep", "fit", "--config", str(ROOT / "configs/experiment/sae_online_quickstart.yaml"),
+            "--data.init_args.encoder", str(encoder), "--data.init_args.batch_size", "32",
+            "--data.init_args.buffer_rows", "64", f"{clips}num_per_class", "6", f"{clips}num_workers", "0",
+            f"{clips}batch_size", "2", "--model.sae.init_args.num_latents", "64", "--model.sae.init_args.k", "4",
+            "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1", "--trainer.devices", "2",
+            "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
+            "--trainer.callbacks+=ddp_probe.SeenRows", f"--trainer.callbacks.out_dir={tmp_path / 'seen'}"]
+    env = {**probe_env(), "VTREP_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [json.loads((tmp_path / "seen" / f"losses{r}.json").read_text()) for r in (0, 1)]
+    assert len(losses[0]) == len(losses[1]) > 2 and losses[0] != losses[1]
+    replicas = [load_file(str(tmp_path / "seen" / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert {name.split(".")[0] for name in replicas[0]} >= {"sae", "more_saes"}
+    for name in replicas[0]:
+        assert torch.equal(replicas[0][name], replicas[1][name]), f"{name} differs between ranks"
+    run = tmp_path / "sae_online_quickstart" / "version_0"
+    assert (run / "sae" / "block1" / "model.safetensors").is_file() and (run / "sae" / "output").is_dir()
