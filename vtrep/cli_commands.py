@@ -225,6 +225,23 @@ class VtrepArgumentParser(LightningArgumentParser):
         return super().error(message, ex)
 
 
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The first error a constructor raised under jsonargparse's wrapping of ``error``, or ``None``."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        cause = error.__cause__ or error.__context__
+        if cause is None:
+            return error if error is not None and "validate against any of the Union" not in str(error) else None
+        if isinstance(cause, USER_ERRORS) and "validate against any of the Union" not in str(cause):
+            return cause
+        error = cause
+    return None
+
+
 class VtrepCLI(LightningCLI):
     """LightningCLI with models and datamodules given by ``class_path`` in YAML.
 
@@ -291,6 +308,20 @@ class VtrepCLI(LightningCLI):
             raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
         if settings is not None:
             self.sae_width.check(settings)
+
+    def instantiate_classes(self) -> None:
+        """Build the model, data and trainer; a user's bad value refused by a constructor is one line.
+
+        jsonargparse wraps the constructor's error in a union-validation error with a traceback of its
+        own; the user needs the constructor's message (e.g. ``repeats must be a positive integer``).
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            cause = user_error(error)
+            if cause is None or _debug():
+                raise
+            self._refuse(str(cause))
 
     def instantiate_trainer(self, **kwargs):
         from vtrep.callbacks import FiniteLossGuard, RNGStateCheckpoint

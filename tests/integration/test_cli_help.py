@@ -98,3 +98,11 @@ def test_debug_shows_the_traceback():
     result = vtrep("fit", "--config", QUICKSTART, "--trainer.max_step", "5", "--print_config",
                    env={"VTREP_DEBUG": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_a_value_a_constructor_refuses_is_one_line_naming_the_problem(tmp_path):
+    result = vtrep("fit", "--config", QUICKSTART, "--data.init_args.repeats", "0", "--trainer.fast_dev_run", "1",
+                   env={"VTREP_CACHE": str(tmp_path)})
+    assert result.returncode == 2
+    assert "vtrep fit: error: repeats must be a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3, result.stderr
