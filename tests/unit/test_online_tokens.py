@@ -148,3 +148,29 @@ def test_ranks_take_only_the_batches_every_rank_has(monkeypatch):
     monkeypatch.setattr(online_tokens, "rank_and_world", lambda: (0, 2))
     batches = list(online_tokens.TokenStream(Source(), "train"))
     assert len(batches) == 6 and all(len(b["features"]) == 10 for b in batches)  # 7 full ones here, 1 left out
+
+
+def test_series_encoders_stream_patch_tokens_per_layer_and_step_tokens_at_their_output(tmp_path):
+    from datamodules import SeriesClassificationDataModule
+    from vtrep.backbones.dilated_conv import DilatedConvEncoder
+    from vtrep.backbones.series_transformer import PatchTSTEncoder
+
+    series = SeriesClassificationDataModule(generated_per_class=4, generated_length=128, batch_size=4)
+    patch = save_pretrained(PatchTSTEncoder(context_length=128, patch_length=16, stride=16, d_model=16, depth=2,
+                                            num_heads=2), tmp_path / "patchtst", extra={"revin": True})
+    data = EncoderTokenDataModule(str(patch), series, layers=[0, -1])
+    data.setup("fit")
+    assert data.layer_names == ["embedding", "output"] and data.feature_width == 16
+    batch = next(iter(series.train_dataloader()))
+    chunk = data.encode(batch, first_item=0)
+    channels = batch[0].shape[1]
+    assert chunk["features"].shape == (4 * channels * 8, 2, 16)  # (series x channel x patch, layer, D)
+    assert chunk["meta"][:8, 1:3].tolist() == [[0, p] for p in range(8)]  # channel 0, patches 0..7
+    steps = save_pretrained(DilatedConvEncoder(input_channels=channels, output_dim=8, hidden_dim=8, depth=2),
+                            tmp_path / "ts2vec", extra={"revin": False})
+    with pytest.raises(ValueError, match="which offers only its output"):
+        EncoderTokenDataModule(str(steps), series, layers=[0, -1])
+    data = EncoderTokenDataModule(str(steps), series)
+    data.setup("fit")
+    chunk = data.encode(batch, first_item=0)
+    assert chunk["features"].shape == (4 * 128, 8) and chunk["meta"][:3, 1:3].tolist() == [[-1, 0], [-1, 1], [-1, 2]]

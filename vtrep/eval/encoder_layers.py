@@ -27,6 +27,9 @@ def resolve_layers(encoder: nn.Module, layers: list[int]) -> list[int]:
     count = layer_count(encoder)
     if not layers:
         raise ValueError("layers must name at least one layer (-1: the encoder's output)")
+    if count == 1 and len(layers) > 1:
+        raise ValueError(f"layers {layers}: {type(encoder).__name__} has no forward_layers, which offers only its "
+                         "output (-1)")
     resolved = []
     for layer in layers:
         if not isinstance(layer, int) or not -count <= layer < count:
