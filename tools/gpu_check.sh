@@ -5,7 +5,7 @@
 #
 # Stages (each under its own `timeout`: 170 + 130 + 50 + 25 + 30 (SAELens setup) + 45 s = 7.5 min at most):
 #   tests         pytest -m gpu tests/gpu: flex = dense fwd+bwd, sync-free SAE steps, bf16 VideoMAE step,
-#                 1-GPU FSDP fit through `vtrep fit`
+#                 1-GPU FSDP fit through `vtrep fit`, online SAE (bf16 tokens on the device)
 #   videomae      ViT-S VideoMAE step vs transformers, bf16 autocast, eager and torch.compile
 #   attention     flex backend fwd+bwd vs dense SDPA at 4k, 8k, 16k, 32k tokens
 #   sae_step      TopK SAE step, dense vs sparse path
