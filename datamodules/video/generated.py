@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -29,6 +26,7 @@ from datamodules.video.datamodule import VideoDataModule
 from datamodules.video.dataset import RepeatMode
 from datamodules.video.decoding import Backend, write_video
 from datamodules.video.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vtrep.io.atomic_write import atomic_new_folder
 
 GENERATOR_VERSION = 3
 # Direction of motion per class as (dy, dx) in image coordinates (y grows downwards).
@@ -131,17 +129,12 @@ def generate_moving_sprites(
         if _read_manifest(target) != manifest:
             raise FileExistsError(f"{str(target)!r} exists but does not hold this dataset (manifest differs)")
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        _write_clips(tmp, manifest)
-        os.rename(tmp, target)
+        atomic_new_folder(target, lambda tmp: _write_clips(tmp, manifest))
     except OSError:
         # Another process may have finished the same dataset first; that copy is as good.
         if _read_manifest(target) != manifest:
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
