@@ -260,8 +260,12 @@ class SAETask(PretrainTask):
     def log_layer_validation(self, index: int, metrics: SAEMetrics) -> None:
         if self.trainer.world_size > 1:  # sums over every rank's inputs, not a mean of per-rank ratios
             metrics.sync(self.reduce_across_ranks)
+        # the values are already every rank's (synced sums, merged probe): sync_dist's mean of equal values is
+        # that value, and says so to Lightning, which otherwise warns about epoch-level logging under DDP
+        sync = self.trainer.world_size > 1
         if metrics.count:
-            self.log_dict({self.stage_key("val", index, name): value for name, value in metrics.compute().items()})
+            self.log_dict({self.stage_key("val", index, name): value for name, value in metrics.compute().items()},
+                          sync_dist=sync)
             if self.density_report and not self.trainer.sanity_checking:
                 # every rank asks for the folder: under DDP trainer.log_dir is a collective
                 folder = run_dir(self.trainer) / "sae_reports"
@@ -271,7 +275,7 @@ class SAETask(PretrainTask):
             pooled = self.pooled_across_ranks(pooled)
         if self.probe_check and pooled.clips:
             self.log_dict({self.stage_key("val", index, f"probe_{name}"): value
-                           for name, value in pooled.probe().items()})
+                           for name, value in pooled.probe().items()}, sync_dist=sync)
 
     @rank_zero_only
     def write_density_report(self, out_dir: Path, metrics: SAEMetrics) -> None:
