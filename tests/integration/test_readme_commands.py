@@ -25,7 +25,8 @@ SHARED_DATA = Path(os.environ.get("VTREP_SHARED", ROOT.parent / "shared")) / "da
 FIGHT_CLIPS_PER_CLASS = 6
 TINY_VIDEO = ["--data.init_args.num_per_class", "3", "--data.init_args.num_workers", "0",
               "--data.init_args.batch_size", "4"]
-GENERATED_VIDEO = ("quickstart", "adamae_quickstart", "dual_masking_quickstart", "videomae_long_sparse")
+GENERATED_VIDEO = ("quickstart", "adamae_quickstart", "dual_masking_quickstart", "videomae_long_sparse",
+                   "sae_concepts_synthetic")
 # commands that cannot run here, and why
 SKIPS = {"import-videomae": "needs a downloaded transformers / original VideoMAE checkpoint (none is shipped; "
                             "tests/unit cover the conversion)",
@@ -70,7 +71,9 @@ def own_clips(scratch: Path) -> None:
 def order(commands: list[str]) -> list[str]:
     """Commands that make runs first, then those reading them (the README reads top-down by topic)."""
     def rank(command: str) -> int:
-        if "sae_fight_surv" in command:
+        if command.startswith("vtrep concepts"):
+            return 4  # reads the SAE fits
+        if "sae_fight_surv" in command or "sae_concepts_synthetic_sae" in command:
             return 3
         return 2 if ("runs/" in command or "<pretrain>" in command or " ... " in command) else 1
     return sorted(commands, key=rank)
@@ -99,6 +102,8 @@ def fill(command: str, scratch: Path) -> list[str]:
             args += ["--trainer.max_epochs", "1", "--trainer.max_steps", "1", "--trainer.limit_train_batches", "1"]
     if args[0] == "probe":
         args += ["--epochs", "2"]
+    if args[0] == "extract" and "configs/extract/synthetic.yaml" in command:
+        args += TINY_VIDEO  # the clips the tiny fit of sae_concepts_synthetic generated
     if args[0] in ("probe", "extract"):
         args += ["--data.init_args.num_workers", "0"]
     return args

@@ -127,9 +127,12 @@ def probing(tokens: dict, test_fraction: float, seed: int) -> dict[str, Any] | N
         return None
     codes, raw, labels = codes[keep], raw[keep], labels[keep]
     train, test = stratified_split(labels, test_fraction, seed)
-    return {"sae": sparse_probing(codes[train], labels[train], codes[test], labels[test]),
-            "raw": sparse_probing(raw[train], labels[train], raw[test], labels[test], dense=True),
-            "train_items": len(train), "test_items": len(test)}
+    try:
+        return {"sae": sparse_probing(codes[train], labels[train], codes[test], labels[test]),
+                "raw": sparse_probing(raw[train], labels[train], raw[test], labels[test], dense=True),
+                "train_items": len(train), "test_items": len(test)}
+    except ValueError:  # too few items: no class has members in both splits
+        return None
 
 
 def latent_metrics(sae, features: str, max_items: int | None = 256, clip_batch: int = 16, batch_size: int = 8192,

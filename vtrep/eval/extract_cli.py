@@ -61,9 +61,7 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     if batch_size is not None:
         positive_int("batch_size", batch_size)
     positive_int("shard_rows", shard_rows)
-    module, revin = load_encoder(encoder, fit_config)
-    if random_init:
-        module = random_copy(module, seed)
+    module, revin, origin = _encoder(encoder, fit_config, random_init, seed)
     kind = encoder_kind(module)
     if kind == "video":
         data = with_encoder_geometry(module, data)
@@ -74,8 +72,6 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
     # no half-written feature folder under the name a later step would read
     staging = final.parent / f".{final.name}.partial-{os.getpid()}"
     try:
-        origin = {"fit_config": str(Path(fit_config).resolve()) if fit_config else None, "random_init": random_init,
-                  "seed": seed if random_init else None}
         count, writer, seconds, skipped = _write_features(module, revin, kind, data, staging, split, features,
                                                           encoder, batch_size, shard_rows, dtype, device, origin)
         if final.exists():
@@ -92,6 +88,16 @@ def extract(encoder: str, data: L.LightningDataModule, output: str, split: Liter
         print(f"skipped {len(skipped)} unreadable videos (no features; listed in {final / 'skipped_videos.txt'} "
               "and source.json)")
     return final
+
+
+def _encoder(encoder: str, fit_config: str | None, random_init: bool, seed: int) -> tuple[torch.nn.Module, bool, dict]:
+    """The encoder (its random copy with ``random_init``), its RevIN flag, and what ``source.json`` records of it."""
+    module, revin = load_encoder(encoder, fit_config)
+    if random_init:
+        module = random_copy(module, seed)
+    origin = {"fit_config": str(Path(fit_config).resolve()) if fit_config else None, "random_init": random_init,
+              "seed": seed if random_init else None}
+    return module, revin, origin
 
 
 def _write_features(module, revin, kind, data, out: Path, split, features, encoder, batch_size, shard_rows, dtype,
