@@ -11,6 +11,11 @@ statistics (definitions in :mod:`vtrep.reports.concepts`), its top items and fig
 frame grid with token heatmaps and activation per frame; series: the curves with the activation
 shaded and activation per step — plus ``summary.png`` and ``concepts.json`` (the numbers).
 
+With ``--metrics`` (a ``vtrep concepts`` output folder measured on the same SAE) the page also holds every
+live latent's temporal metrics — class, dynamic and order scores, coherence, position η², above the
+random-encoder control or not — as a sortable table with the filter "dynamic, not position-coded, above
+control", the run's summary plot (``metrics_summary.png``), and those columns for the reported latents.
+
 Two passes over the features: one over everything (per-latent running statistics and top items,
 memory ``O(K · positions)``), one over the shards holding the reported items only. An output folder
 that already holds a ``report.html`` (or any file the report would write) is refused.
@@ -21,6 +26,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+
+OWN_FILES = ["summary.png", "concepts.json", "metrics_summary.png"]  # beside the per-latent PNGs
 
 
 def _output_folder(output: str, files: list[str] | None = None) -> Path:
@@ -129,6 +136,35 @@ def _header(sae_dir, model, features, source, acc, span) -> dict[str, str]:
                                   f"[{span.offset} + {span.stride}·p, +{span.size})"}
 
 
+def _concept_metrics(metrics: str, sae: str, num_latents: int):
+    """The rows of a ``vtrep concepts`` folder, refused when it was measured on another SAE."""
+    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
+
+    runs = read_concept_runs(metrics)
+    measured = runs["trained"].summary.get("sae")
+    if measured is not None and Path(measured).resolve() != Path(sae).resolve():
+        raise ValueError(f"metrics={metrics!r} was measured on the SAE {measured}, not on sae={sae!r}")
+    if runs["trained"].summary["latents"] != num_latents:
+        raise ValueError(f"metrics={metrics!r} has {runs['trained'].summary['latents']} latents, the SAE "
+                         f"{num_latents}")
+    rows, threshold = run_rows(runs)
+    return runs, rows, threshold
+
+
+def _metrics_html(out: Path, concept, chosen: list[int]) -> tuple[dict, str]:
+    """Draw ``metrics_summary.png``; the reported latents' rows and the page's metrics section."""
+    from vtrep.reports.concept_page import metrics_section
+    from vtrep.reports.latent_metrics_figure import metrics_summary_figure
+
+    if concept is None:
+        return None, ""
+    runs, rows, threshold = concept
+    figure = metrics_summary_figure(runs, rows, threshold, out / "metrics_summary.png")
+    by_latent = {r.latent: r for r in rows}
+    return {k: by_latent[k] for k in chosen if k in by_latent}, metrics_section(rows, threshold, figure.name,
+                                                                                 set(chosen))
+
+
 def _check_counts(**counts: int) -> None:
     for name, value in counts.items():
         if value < 1:
@@ -147,7 +183,7 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def sae_report(sae: str, features: str, output: str, latents: list[int] | None = None, top_latents: int = 8,
                top_items: int = 6, max_frames: int = 8, batch_size: int = 8192, min_item_fraction: float = 0.01,
-               max_token_rate: float = 0.1, device: str = "cpu") -> Path:
+               max_token_rate: float = 0.1, device: str = "cpu", metrics: str | None = None) -> Path:
     """Write the concept report into ``output`` and return the path of its ``report.html``.
 
     Args:
@@ -164,22 +200,19 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
         min_item_fraction: the selection rule's floor on the fraction of items a latent is on in.
         max_token_rate: the selection rule's ceiling on the fraction of tokens (denser latents are skipped).
         device: where the SAE runs.
+        metrics: a ``vtrep concepts`` output folder of this SAE: every live latent's temporal metrics join the
+            page (sortable, filterable table and summary plot; the reported latents' table gains them too).
     """
     from vtrep.eval.feature_source import SourceItems, read_source
     from vtrep.reports.concept_page import report_page, write_report_page
-    from vtrep.reports.concepts import (
-        check_latents,
-        check_width,
-        gather_activations,
-        scan_features,
-        select_latents,
-    )
+    from vtrep.reports.concepts import check_latents, check_width, gather_activations, scan_features, select_latents
     from vtrep.sae.io import load_sae
 
     _check_counts(top_items=top_items, max_frames=max_frames, batch_size=batch_size)
     out = _output_folder(output)
     model = load_sae(sae).to(device)
     check_width(model, features)
+    concept = None if metrics is None else _concept_metrics(metrics, sae, model.num_latents)
     source = read_source(features)
     chosen = None if latents is None else check_latents(latents, model.num_latents)
     acc = scan_features(model, features, top_items, batch_size, device)
@@ -190,7 +223,7 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     span = _span(acc, source, items)
     stats = [acc.stats(j, span) for j in chosen]
     files = _file_names(stats, source["kind"])
-    _output_folder(output, [n for names in files.values() for n in names] + ["summary.png", "concepts.json"])
+    _output_folder(output, [n for names in files.values() for n in names] + OWN_FILES)
     out.mkdir(parents=True, exist_ok=True)
     wanted = sorted({i for s in stats for i, _, _ in s.top_items})
     acts = gather_activations(model, features, chosen, wanted, batch_size, device)
@@ -201,7 +234,8 @@ def sae_report(sae: str, features: str, output: str, latents: list[int] | None =
     item_names = {i: items.name(i) for i in wanted}  # what users look up: a clip's file, a series' split row
     _write_json(out / "concepts.json", _numbers(header, selection, span, stats, item_names))
     noun = "clip" if source["kind"] == "video" else "series"
-    page = report_page(header, selection, stats, files, summary, span, noun, names, item_names)
+    page = report_page(header, selection, stats, files, summary, span, noun, names, item_names,
+                       *_metrics_html(out, concept, chosen))
     path = write_report_page(out, page)
     print(f"wrote {path} ({len(stats)} latents, {sum(len(f) for f in files.values()) + 1} PNGs)")
     return path

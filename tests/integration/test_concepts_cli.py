@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +87,29 @@ def test_concepts_command_writes_metrics_and_the_control_beside_them(features, t
     _check(out, 24)
     assert json.loads((out / "summary.json").read_text())["perturbed_items"] == 6
     assert "random-init control" in capsys.readouterr().out
+    live = json.loads((out / "summary.json").read_text())["live"]
+    assert len(re.findall(r"<tr data-candidate=", (out / "latents.html").read_text())) == live
+    assert (out / "summary.png").stat().st_size > 10_000
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(FileExistsError, match="finished run"):
+        main(["concepts", "--sae", str(saes[0]), "--features", str(trained), "--output", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    _report_with_metrics(saes, trained, out, tmp_path)
+
+
+def _report_with_metrics(saes: list[Path], features: Path, concepts: Path, tmp_path: Path) -> None:
+    """The concept page with the concepts folder: the full sortable table, its plot, metrics of reported latents."""
+    spec = importlib.util.spec_from_file_location("sae_report", ROOT / "tools/sae_report.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    page = tool.sae_report(str(saes[0]), str(features), str(tmp_path / "report"), top_latents=2, top_items=2,
+                           metrics=str(concepts)).read_text()
+    live = json.loads((concepts / "summary.json").read_text())["live"]
+    assert "All live latents: temporal metrics" in page and "<img src='metrics_summary.png'" in page
+    assert len(re.findall(r"<tr data-candidate=", page)) == live
+    assert "<th>dynamic score</th>" in page.split("All live latents")[0]  # the reported latents' table too
+    with pytest.raises(ValueError, match="measured on the SAE"):
+        tool.sae_report(str(saes[1]), str(features), str(tmp_path / "other"), metrics=str(concepts))
 
 
 def test_concepts_after_vtrep_fit_of_the_shipped_sae_config(features, tmp_path):

@@ -2,7 +2,10 @@
 
 Writes into ``output``: ``metrics.json`` (every latent's metrics, one list per field), ``summary.json`` and
 ``summary.md`` (one table; with ``control``, the random-encoder run's column beside it and its own
-``control/metrics.json`` + ``control/summary.json``). Every file is written atomically. Definitions:
+``control/metrics.json`` + ``control/summary.json``), ``summary.png`` (the runs' classes and metric
+distributions) and ``latents.html`` (every live latent's metrics, sortable, filterable to the candidates
+"dynamic, not position-coded, above control": :mod:`vtrep.reports.latent_metrics`). Every file is written
+atomically; a folder that already holds a finished run (``summary.md``) is refused. Definitions:
 :mod:`vtrep.eval.concept_metrics`.
 """
 
@@ -90,6 +93,20 @@ def _measure(run: Run, folder: Path, options: dict) -> dict:
     return summary
 
 
+def write_latent_pages(out: Path, table_md: str) -> tuple[Path, Path]:
+    """``summary.png`` and ``latents.html`` of the run(s) already written into ``out``."""
+    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
+    from vtrep.reports.latent_metrics_figure import metrics_summary_figure
+    from vtrep.reports.latent_table import metrics_page, metrics_table
+
+    runs = read_concept_runs(out)
+    rows, threshold = run_rows(runs)
+    figure = metrics_summary_figure(runs, rows, threshold, out / "summary.png")
+    page = metrics_page(f"SAE latents' temporal metrics: {runs['trained'].summary['sae']}", table_md,
+                        metrics_table(rows, threshold), figure.name)
+    return figure, atomic_write(out / "latents.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
 def concepts(sae: str, features: str, output: str, control: Run | None = None, max_items: int | None = 256,
              clip_batch: int = 16, batch_size: int = 8192, test_fraction: float = 0.3, seed: int = 0,
              device: str = "cpu") -> dict:
@@ -118,13 +135,16 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
     options = dict(max_items=max_items, clip_batch=clip_batch, batch_size=batch_size, test_fraction=test_fraction,
                    seed=seed, device=device)
     out = Path(output)
+    if (out / "summary.md").exists():
+        raise FileExistsError(f"{out} already holds a finished run (summary.md); write into a new folder")
     summaries = {"trained": _measure(Run(sae, features), out, options)}
     if control is not None:
         summaries["random-init control"] = _measure(control, out / "control", options)
     table = summary_table(summaries)
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(table))
+    write_latent_pages(out, table)
     print(table, end="")
-    print(f"wrote {out / 'metrics.json'}, {out / 'summary.json'} and {out / 'summary.md'}")
+    print(f"wrote {out / 'metrics.json'}, summary.json, summary.md, summary.png and latents.html in {out}")
     return summaries
 
 

@@ -10,6 +10,9 @@ from html import escape
 from pathlib import Path
 
 from vtrep.reports.concepts import LatentStats, Span
+from vtrep.reports.latent_metrics import LatentRow
+from vtrep.reports.latent_table import SCRIPT, metrics_table
+from vtrep.reports.latent_table import STYLE as TABLE_STYLE
 
 REPORT = "report.html"
 
@@ -59,10 +62,32 @@ def _stats_row(s: LatentStats, unit: str) -> list[str]:
             f"{s.spread:.2f}", str(peak)]
 
 
-def latents_table(stats: list[LatentStats], span: Span) -> str:
+METRIC_HEAD = ["class", "dynamic score", "position η²", "coherence", "candidate"]
+
+
+def _metric_cells(row: LatentRow | None) -> list[str]:
+    """The ``vtrep concepts`` columns of a reported latent (dashes: silent on the measured items)."""
+    if row is None:
+        return ["–"] * len(METRIC_HEAD)
+    number = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    return [escape(row.kind), number(row.dynamic_score), number(row.eta2), number(row.coherence),
+            "yes" if row.candidate else "no"]
+
+
+def latents_table(stats: list[LatentStats], span: Span, metrics: dict[int, LatentRow] | None = None) -> str:
+    """The reported latents' statistics; with ``metrics`` (rows by latent) their temporal metrics too."""
     head = ["latent", "token rate", "items on", "mean when on", "max", f"mean run (positions / {span.unit})",
             f"longest run (positions / {span.unit})", "spread", "peak position"]
-    return _table(head, [_stats_row(s, span.unit) for s in stats])
+    if metrics is None:
+        return _table(head, [_stats_row(s, span.unit) for s in stats])
+    return _table(head + METRIC_HEAD, [_stats_row(s, span.unit) + _metric_cells(metrics.get(s.latent)) for s in stats])
+
+
+def metrics_section(rows: list[LatentRow], threshold: float | None, figure: str, reported: set[int]) -> str:
+    """Every live latent's temporal metrics (``vtrep concepts``): the summary plot and the sortable table."""
+    return (f"<section id='temporal-metrics'><h2>All live latents: temporal metrics</h2>"
+            f"<p><img src='{escape(figure)}' alt='temporal metrics of all latents'></p>"
+            f"{metrics_table(rows, threshold, reported)}</section>")
 
 
 def latent_section(s: LatentStats, figures: list[str], item_noun: str, names: list[str] | None, span: Span,
@@ -85,8 +110,10 @@ def latent_section(s: LatentStats, figures: list[str], item_noun: str, names: li
 
 def report_page(header: dict[str, str], selection: str, stats: list[LatentStats], figures: dict[int, list[str]],
                 summary: str | None, span: Span, item_noun: str, names: list[str] | None,
-                item_names: dict[int, str] | None = None) -> str:
-    """The whole page as a string; ``figures`` maps each latent to its PNG names (relative to the page)."""
+                item_names: dict[int, str] | None = None, metrics: dict[int, LatentRow] | None = None,
+                metrics_html: str = "") -> str:
+    """The whole page as a string; ``figures`` maps each latent to its PNG names (relative to the page);
+    ``metrics`` / ``metrics_html``: the reported latents' ``vtrep concepts`` rows and :func:`metrics_section`."""
     head = _table(None, [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in header.items()], text_columns=2)
     defs = "".join(f"<dt>{escape(t)}</dt><dd>{escape(d.format(unit=span.unit))}</dd>" for t, d in DEFINITIONS)
     summary_html = f"<p><img src='{escape(summary)}' alt='summary of the reported latents'></p>" if summary else ""
@@ -94,10 +121,10 @@ def report_page(header: dict[str, str], selection: str, stats: list[LatentStats]
                        for s in stats)
     latents = ", ".join(str(s.latent) for s in stats)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>SAE concept report</title>"
-            f"<style>{STYLE}</style></head><body><h1>SAE concept report</h1>{head}"
+            f"<style>{STYLE}{TABLE_STYLE}</style><script>{SCRIPT}</script></head><body><h1>SAE concept report</h1>{head}"
             f"<p><b>Latents:</b> {latents}. <span class='note'>Chosen as: {escape(selection)}.</span></p>"
-            f"{summary_html}<h2>Reported latents</h2>{latents_table(stats, span)}"
-            f"<dl class='defs'>{defs}</dl>{sections}</body></html>")
+            f"{summary_html}<h2>Reported latents</h2>{latents_table(stats, span, metrics)}"
+            f"<dl class='defs'>{defs}</dl>{metrics_html}{sections}</body></html>")
 
 
 def write_report_page(folder: str | Path, page: str) -> Path:
