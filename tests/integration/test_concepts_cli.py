@@ -87,7 +87,9 @@ def test_concepts_command_writes_metrics_and_the_control_beside_them(features, t
     _check(out, 24)
     assert json.loads((out / "summary.json").read_text())["perturbed_items"] == 6
     assert "random-init control" in capsys.readouterr().out
-    live = json.loads((out / "summary.json").read_text())["live"]
+    live, candidates = (json.loads((out / "summary.json").read_text())[k] for k in ("live", "candidates"))
+    assert candidates["above_control_at"] is not None and 0 <= candidates["count"] <= live
+    assert f"above control (count) | {candidates['count']} | – |" in (out / "summary.md").read_text()
     assert len(re.findall(r"<tr data-candidate=", (out / "latents.html").read_text())) == live
     assert (out / "summary.png").stat().st_size > 10_000
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}

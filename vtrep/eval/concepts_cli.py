@@ -56,6 +56,9 @@ def _rows(summary: dict) -> list[tuple[str, str]]:
         for k in ("k1", "k2", "k5"):
             rows.append((f"k-sparse probe, raw features, k = {k[1:]}", _fixed(probe["raw"][k], 3)))
         rows.append(("probe, all raw features", _fixed(probe["raw"]["dense"], 3)))
+    if "candidates" in summary:
+        rows.insert(9, ("candidates: dynamic, not position-coded, above control (count)",
+                        str(summary["candidates"]["count"])))
     return rows
 
 
@@ -91,6 +94,14 @@ def _measure(run: Run, folder: Path, options: dict) -> dict:
     _write_json(folder / "metrics.json", {"latents": summary["latents"], **per_latent})
     _write_json(folder / "summary.json", summary)
     return summary
+
+
+def _candidates(out: Path) -> dict:
+    """How many trained latents are dynamic, not position-coded and above the control, and the bar used."""
+    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
+
+    rows, threshold = run_rows(read_concept_runs(out))
+    return {"count": sum(r.candidate for r in rows), "above_control_at": threshold}
 
 
 def write_latent_pages(out: Path, table_md: str) -> tuple[Path, Path]:
@@ -140,6 +151,8 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
     summaries = {"trained": _measure(Run(sae, features), out, options)}
     if control is not None:
         summaries["random-init control"] = _measure(control, out / "control", options)
+    summaries["trained"]["candidates"] = _candidates(out)
+    _write_json(out / "summary.json", summaries["trained"])
     table = summary_table(summaries)
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(table))
     write_latent_pages(out, table)
