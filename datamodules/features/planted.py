@@ -44,7 +44,32 @@ class PlantedRows(Dataset):
         return {"features": self.x[index], "meta": torch.tensor([self.first_row + index])}
 
 
-class PlantedDataModule(L.LightningDataModule):
+class HeldOutRows(L.LightningDataModule):
+    """Shared by the planted datamodules: rows split into training and the held-out last ``val_fraction``."""
+
+    def hold_out(self, x: torch.Tensor, val_fraction: float, batch_size: int) -> int:
+        """Split ``x (n, d)``; returns the first held-out row."""
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        cut = len(x) - int(round(val_fraction * len(x)))
+        self.train_set, self.val_set = PlantedRows(x[:cut]), PlantedRows(x[cut:], first_row=cut)
+        self.batch_size, self.width = batch_size, x.shape[1]
+        return cut
+
+    @property
+    def feature_width(self) -> int:
+        """The rows' width ``d``: ``vtrep fit`` gives it to the SAE as ``d_in`` (``vtrep.cli_links``)."""
+        return self.width
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True,
+                          **shuffled_loader_kwargs(self.train_set))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size)
+
+
+class PlantedDataModule(HeldOutRows):
     """Planted-dictionary activations for ``SAETask``: a quick SAE run with a known answer, and DDP checks.
 
     The last ``val_fraction`` of the rows validate. Training order: :class:`~datamodules.common.epoch_shuffle.EpochShuffle`
@@ -60,22 +85,6 @@ class PlantedDataModule(L.LightningDataModule):
                  noise: float = 0.0, zipf: float = 0.0, seed: int = 0, batch_size: int = 256,
                  val_fraction: float = 0.125) -> None:
         super().__init__()
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         self.save_hyperparameters()
         x, self.atoms = planted_activations(num_samples, d, num_atoms, active, noise, zipf, seed)
-        cut = num_samples - int(round(val_fraction * num_samples))
-        self.train_set, self.val_set = PlantedRows(x[:cut]), PlantedRows(x[cut:], first_row=cut)
-        self.batch_size, self.width = batch_size, d
-
-    @property
-    def feature_width(self) -> int:
-        """The rows' width ``d``: ``vtrep fit`` gives it to the SAE as ``d_in`` (``vtrep.cli_links``)."""
-        return self.width
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True,
-                          **shuffled_loader_kwargs(self.train_set))
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size)
+        self.hold_out(x, val_fraction, batch_size)

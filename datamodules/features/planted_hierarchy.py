@@ -20,12 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
-from datamodules.common.epoch_shuffle import shuffled_loader_kwargs
-from datamodules.features.planted import PlantedRows
+from datamodules.features.planted import HeldOutRows
 
 
 @dataclass
@@ -77,7 +74,7 @@ def planted_hierarchy(num_samples: int, d: int = 64, num_parents: int = 16, chil
     return PlantedHierarchy(x, codes, atoms, parent_of)
 
 
-class PlantedHierarchyDataModule(L.LightningDataModule):
+class PlantedHierarchyDataModule(HeldOutRows):
     """Hierarchical planted activations for ``SAETask`` (rows as :class:`~datamodules.features.planted.PlantedRows`).
 
     The last ``val_fraction`` of the rows validate; ``atoms``, ``parent_of`` and ``val_codes`` (the held-out
@@ -94,24 +91,8 @@ class PlantedHierarchyDataModule(L.LightningDataModule):
                  active_parents: int = 2, child_prob: float = 0.75, noise: float = 0.0, zipf: float = 0.0,
                  seed: int = 0, batch_size: int = 256, val_fraction: float = 0.125) -> None:
         super().__init__()
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         self.save_hyperparameters()
         data = planted_hierarchy(num_samples, d, num_parents, children_per_parent, active_parents, child_prob,
                                  noise, zipf, seed)
-        cut = num_samples - int(round(val_fraction * num_samples))
+        cut = self.hold_out(data.x, val_fraction, batch_size)
         self.atoms, self.parent_of, self.val_codes = data.atoms, data.parent_of, data.codes[cut:]
-        self.train_set, self.val_set = PlantedRows(data.x[:cut]), PlantedRows(data.x[cut:], first_row=cut)
-        self.batch_size, self.width = batch_size, d
-
-    @property
-    def feature_width(self) -> int:
-        """The rows' width ``d``: ``vtrep fit`` gives it to the SAE as ``d_in`` (``vtrep.cli_links``)."""
-        return self.width
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True,
-                          **shuffled_loader_kwargs(self.train_set))
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size)

@@ -30,7 +30,6 @@ other settings is refused.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -78,16 +77,6 @@ def fit_config(name: str, seed: int, steps: int, batch_size: int, d: int, k: int
         "data": {"class_path": "datamodules.PlantedHierarchyDataModule", "init_args": {
             **data, "d": d, "seed": seed, "batch_size": batch_size, "val_fraction": 1 / 6}},
     }
-
-
-def write_config(path: Path, config: dict, finished: bool) -> str:
-    """Write ``config`` to ``path``; a finished run's config with other text is never overwritten."""
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    if path.is_file() and path.read_text() != text and finished:
-        raise ValueError(f"{path} belongs to a finished run made with other settings; choose another --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return str(path)
 
 
 def fit_datamodule(fit_folder: Path):
@@ -151,7 +140,7 @@ def run(variants: list[str] = list(VARIANTS), seeds: list[int] = [0, 1, 2], step
         num_samples: int = 30_000, jumprelu_l0_coef: float = JUMPRELU_L0_COEF, output: str = DEFAULT_OUTPUT) -> dict:
     """Fit (or read back) every (variant, seed) through ``vtrep fit``; writes ``results.json`` and ``summary.md``
     in ``output``; returns ``{"runs": {variant: [result per seed]}, "summary": {variant: {column: mean, std}}}``."""
-    from vtrep.benchmark.runner import Run, run_folder, run_one
+    from vtrep.benchmark.runner import Run, run_folder, run_one, write_fit_config, write_report
 
     out = Path(output)
     start = time.perf_counter()
@@ -162,7 +151,7 @@ def run(variants: list[str] = list(VARIANTS), seeds: list[int] = [0, 1, 2], step
         for seed in seeds:
             config = fit_config(name, seed, steps, batch_size, d, k, latents, lr, data, jumprelu_l0_coef)
             finished = (run_folder(out, Run(dataset=name, seed=seed, fit_config="")) / "result.json").is_file()
-            path = write_config(out / "configs" / f"{name}_seed{seed}.yaml", config, finished)
+            path = write_fit_config(out / "configs" / f"{name}_seed{seed}.yaml", config, finished)
             runs.append(Run(dataset=name, seed=seed, fit_config=path,
                             probe={"evaluate": "exported sae, held-out rows, absorption_metrics defaults"}))
     results: dict[str, list[dict]] = {name: [] for name in variants}
@@ -179,8 +168,7 @@ def run(variants: list[str] = list(VARIANTS), seeds: list[int] = [0, 1, 2], step
     table = summary_table(summary, k, jumprelu_l0_coef)
     print(f"\n{header}{table}\nwall {time.perf_counter() - start:.0f} s", flush=True)
     report = {"runs": results, "summary": summary}
-    (out / "results.json").write_text(json.dumps(report, indent=2))
-    (out / "summary.md").write_text(header + table)
+    write_report(out, report, header + table)
     print(f"written: {out / 'summary.md'}, {out / 'results.json'}", flush=True)
     return report
 

@@ -30,11 +30,8 @@ replacement; the SAE is initialised after ``seed_everything(seed)`` inside the f
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-
-import yaml
 
 VARIANTS = ("topk", "batchtopk", "matryoshka", "abstopk", "archetypal", "jumprelu", "relu_l1")
 LABELS = {"topk": "TopK (k {k})", "batchtopk": "BatchTopK (k {k})", "matryoshka": "Matryoshka (k {k})",
@@ -80,16 +77,6 @@ def fit_config(name: str, steps: int, batch_size: int, d: int, num_atoms: int, a
     }
 
 
-def write_config(path: Path, config: dict, finished: bool) -> str:
-    """Write ``config`` to ``path``; a finished run's config with other text is never overwritten."""
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    if path.is_file() and path.read_text() != text and finished:
-        raise ValueError(f"{path} belongs to a finished run made with other settings; choose another --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return str(path)
-
-
 def evaluate_export(fit_folder: Path) -> dict:
     """Recovery and SAEMetrics of the SAE a fit exported, on its datamodule's held-out rows and atoms."""
     import torch
@@ -130,7 +117,7 @@ def run(variants: list[str] = list(VARIANTS), steps: int = 3000, batch_size: int
     With ``summary``, writes ``results.json`` and ``summary.md`` (the table printed) in ``output``
     (``sae_vs_saelens.py`` reads its TopK row without rewriting them).
     """
-    from vtrep.benchmark.runner import Run, run_folder, run_one
+    from vtrep.benchmark.runner import Run, run_folder, run_one, write_fit_config, write_report
 
     out = Path(output)
     start = time.perf_counter()
@@ -139,7 +126,7 @@ def run(variants: list[str] = list(VARIANTS), steps: int = 3000, batch_size: int
         config = fit_config(name, steps, batch_size, d, num_atoms, active, latents, lr, seed, num_samples)
         placeholder = Run(dataset=name, seed=seed, fit_config="")
         finished = (run_folder(out, placeholder) / "result.json").is_file()
-        path = write_config(out / "configs" / f"{name}_seed{seed}.yaml", config, finished)
+        path = write_fit_config(out / "configs" / f"{name}_seed{seed}.yaml", config, finished)
         runs.append(Run(dataset=name, seed=seed, fit_config=path, probe={"evaluate": "exported sae, held-out rows"}))
     results = {}
     for one in runs:  # a finished run is read back, never refitted
@@ -152,8 +139,7 @@ def run(variants: list[str] = list(VARIANTS), steps: int = 3000, batch_size: int
               f"{latents} latents, {num_samples} rows (1/6 held out), seed {seed}\n\n")
     print(f"\n{header}{table}\nwall {time.perf_counter() - start:.0f} s", flush=True)
     if summary:
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        (out / "summary.md").write_text(header + table)
+        write_report(out, results, header + table)
         print(f"written: {out / 'summary.md'}, {out / 'results.json'}", flush=True)
     return results
 

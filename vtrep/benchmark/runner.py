@@ -140,3 +140,22 @@ def run_suite(runs: list[Run], out: Path, probe: Callable[[Run, Path], dict], pr
         results.append(run_one(run, out, probe))
         write_results_csv(out / "results.csv", results, columns)
     return results
+
+
+def write_fit_config(path: Path, config: dict, finished: bool) -> str:
+    """Write a run's fit ``config`` (YAML) to ``path``, atomically; a finished run's config with other settings is
+    never overwritten (choose another output instead). Returns the path as a string."""
+    import yaml
+
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    if path.is_file() and path.read_text() != text and finished:
+        raise ValueError(f"{path} belongs to a finished run made with other settings; choose another --output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return str(path)
+
+
+def write_report(out: Path, report: dict, summary_md: str) -> None:
+    """A benchmark's ``results.json`` and ``summary.md``, each written atomically."""
+    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    atomic_write(out / "summary.md", lambda tmp: tmp.write_text(summary_md))
