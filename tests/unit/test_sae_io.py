@@ -5,6 +5,7 @@ import torch
 
 from vtrep.sae import (
     AbsTopKSAE,
+    ATMSAE,
     BatchTopKSAE,
     JumpReLUSAE,
     MatryoshkaSAE,
@@ -20,6 +21,7 @@ BUILDERS = {
     "jumprelu": lambda: JumpReLUSAE(8, 32, threshold_init=0.05),
     "relu_l1": lambda: ReLUL1SAE(8, 32),
     "abstopk": lambda: AbsTopKSAE(8, 32, k=4),
+    "atm": lambda: ATMSAE(8, 32, k=4, warmup_steps=1),
 }
 
 
@@ -51,7 +53,7 @@ def test_save_load_round_trip_takes_raw_features(name, tmp_path):
     torch.testing.assert_close(loaded.encode(x), sae.encode(x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["topk", "batchtopk", "matryoshka", "jumprelu", "relu_l1"])
+@pytest.mark.parametrize("name", ["topk", "batchtopk", "matryoshka", "jumprelu", "relu_l1", "atm"])
 def test_saelens_export_imports_back_with_equal_outputs(name, tmp_path):
     sae, x = trained(name)
     folder = export_saelens(sae, tmp_path / "saelens")
@@ -103,7 +105,7 @@ def _sae_lens():
     return pytest.importorskip("sae_lens", reason="sae-lens is not installed")
 
 
-@pytest.mark.parametrize(("name", "architecture"), [("topk", "topk"), ("matryoshka", "topk"),
+@pytest.mark.parametrize(("name", "architecture"), [("topk", "topk"), ("matryoshka", "topk"), ("atm", "topk"),
                                                      ("batchtopk", "jumprelu"), ("jumprelu", "jumprelu"),
                                                      ("relu_l1", "standard")])
 def test_export_loads_in_saelens_with_equal_outputs(name, architecture, tmp_path):
