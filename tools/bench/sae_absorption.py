@@ -34,7 +34,6 @@ import statistics
 import time
 from pathlib import Path
 
-import yaml
 
 VARIANTS = ("topk", "jumprelu", "atm", "matryoshka")
 LABELS = {"topk": "TopK (k {k})", "jumprelu": "JumpReLU (θ₀ 0.5, ε 0.05, λ {l0_coef:g})",
@@ -79,22 +78,11 @@ def fit_config(name: str, seed: int, steps: int, batch_size: int, d: int, k: int
     }
 
 
-def fit_datamodule(fit_folder: Path):
-    """The datamodule of a fit, rebuilt from the ``data`` entry of its ``config.yaml`` (class path checked).
-
-    Only the data is rebuilt: the run's ``config.yaml`` leaves out the SAE's ``d_in`` (a LightningCLI link
-    target, see :mod:`vtrep.cli_links`), so the task itself is not rebuilt from it; the SAE is the export.
-    """
-    from vtrep.io.class_paths import import_class
-
-    data = yaml.safe_load((fit_folder / "config.yaml").read_text())["data"]
-    return import_class(data["class_path"], where=str(fit_folder / "config.yaml"))(**data.get("init_args", {}))
-
-
 def evaluate_export(fit_folder: Path) -> dict:
     """Absorption metrics and SAEMetrics of the SAE a fit exported, on its datamodule's held-out rows."""
     import torch
 
+    from vtrep.benchmark.runner import fit_datamodule
     from vtrep.sae import SAEMetrics
     from vtrep.sae.io import load_sae
     from vtrep.sae.metrics.absorption import absorption_metrics
