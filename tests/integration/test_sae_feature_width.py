@@ -103,3 +103,19 @@ def test_feature_vectors_for_a_model_without_an_sae_are_refused(features, tmp_pa
               "--trainer.default_root_dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "SeriesMAETask has no sae.init_args.d_in" in " ".join(capsys.readouterr().err.split())
+
+
+def test_load_task_rebuilds_an_sae_fit_from_its_config_and_checkpoint(features, tmp_path):
+    """config.yaml leaves the linked d_in out; load_task applies the same link, so the task and its weights come back."""
+    from vtrep.eval.encoders import load_task
+    from vtrep.sae.io import load_sae
+
+    main(sae_fit(features, tmp_path / "runs", "--trainer.enable_checkpointing", "true"))
+    config = next((tmp_path / "runs").rglob("config.yaml"))
+    assert "d_in" not in config.read_text()
+    checkpoint = next((tmp_path / "runs").rglob("*.ckpt"))
+    task, data = load_task(str(config), str(checkpoint))
+    exported = load_sae(next((tmp_path / "runs").rglob("sae/config.json")).parent)
+    assert task.sae.d_in == WIDTH == data.feature_width
+    x = torch.randn(16, WIDTH)
+    torch.testing.assert_close(task.sae.encode(x), exported.encode(x))

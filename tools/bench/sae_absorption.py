@@ -82,12 +82,12 @@ def evaluate_export(fit_folder: Path) -> dict:
     """Absorption metrics and SAEMetrics of the SAE a fit exported, on its datamodule's held-out rows."""
     import torch
 
-    from vtrep.benchmark.runner import fit_datamodule
+    from vtrep.eval.encoders import load_task
     from vtrep.sae import SAEMetrics
     from vtrep.sae.io import load_sae
     from vtrep.sae.metrics.absorption import absorption_metrics
 
-    data = fit_datamodule(fit_folder)  # the datamodule the fit trained on
+    _, data = load_task(str(fit_folder / "config.yaml"))  # the datamodule the fit trained on
     sae = load_sae(fit_folder / "sae")
     metrics = SAEMetrics(sae.num_latents)
     x = data.val_set.x

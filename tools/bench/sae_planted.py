@@ -81,11 +81,11 @@ def evaluate_export(fit_folder: Path) -> dict:
     """Recovery and SAEMetrics of the SAE a fit exported, on its datamodule's held-out rows and atoms."""
     import torch
 
-    from vtrep.benchmark.runner import fit_datamodule
+    from vtrep.eval.encoders import load_task
     from vtrep.sae import SAEMetrics, dictionary_recovery
     from vtrep.sae.io import load_sae
 
-    data = fit_datamodule(fit_folder)  # the datamodule the fit trained on
+    _, data = load_task(str(fit_folder / "config.yaml"))  # the datamodule the fit trained on
     sae = load_sae(fit_folder / "sae")
     metrics = SAEMetrics(sae.num_latents)
     with torch.no_grad():

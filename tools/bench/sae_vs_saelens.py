@@ -263,7 +263,8 @@ def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: lis
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sae_planted
 
-    from vtrep.benchmark.runner import Run, fit_datamodule, run_folder
+    from vtrep.benchmark.runner import Run, run_folder
+    from vtrep.eval.encoders import load_task
 
     # the sizes of sae_planted.run's defaults: d 64, 256 atoms, 8 active, 512 latents, Zipf 0.5
     d, num_atoms, active, latents = 64, 256, 8, 512
@@ -284,7 +285,7 @@ def planted(steps: int, batch_size: int, lr: float, seed: int, dead_windows: lis
         print("planted: sae-lens is not installed (tools/setup_saelens.sh); SAELens rows skipped", flush=True)
         return results
     fit_folder = run_folder(Path(output), Run(dataset="topk", seed=seed, fit_config="")) / "fit"
-    data = fit_datamodule(fit_folder)  # the data vtrep's fit trained and was evaluated on
+    _, data = load_task(str(fit_folder / "config.yaml"))  # the data vtrep's fit trained and was evaluated on
     train_x, test_x, atoms = data.train_set.x, data.val_set.x, data.atoms
     for window in dead_windows:
         theirs = _saelens_topk(d, latents, active, "cpu", seed=seed)

@@ -159,17 +159,3 @@ def write_report(out: Path, report: dict, summary_md: str) -> None:
     """A benchmark's ``results.json`` and ``summary.md``, each written atomically."""
     atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(summary_md))
-
-
-def fit_datamodule(fit_folder: Path):
-    """The datamodule of a fit, rebuilt from the ``data`` entry of its ``config.yaml`` (class path checked).
-
-    Only the data is rebuilt: an SAE fit's ``config.yaml`` leaves out the SAE's ``d_in`` (a LightningCLI link
-    target, see :mod:`vtrep.cli_links`), so its task is not rebuilt from it; the SAE is the export.
-    """
-    import yaml
-
-    from vtrep.io.class_paths import import_class
-
-    data = yaml.safe_load((fit_folder / "config.yaml").read_text())["data"]
-    return import_class(data["class_path"], where=str(fit_folder / "config.yaml"))(**data.get("init_args", {}))

@@ -43,10 +43,18 @@ def _build_model_and_data(model: dict, data: dict | None):
     import lightning as L
     from jsonargparse import ArgumentParser
 
+    from vtrep.cli_links import SAEWidthLink
+
+    def refuse(message: str) -> None:
+        raise ValueError(message)
+
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(L.LightningModule, "model", required=True)
     parser.add_subclass_arguments(L.LightningDataModule, "data", required=False)
+    link = SAEWidthLink(refuse)  # what `vtrep fit` linked (an SAE's d_in, its layers) config.yaml leaves out
+    link.add_to(parser)
     parsed = parser.parse_object({"model": model, **({"data": data} if data else {})})
+    link.check(parsed)
     built = parser.instantiate_classes(parsed)
     return built.model, built.get("data")
 
