@@ -31,6 +31,7 @@ from datamodules.series.generated import (
     generate_series_classification,
 )
 from datamodules.series.ucr import load_classification
+from vtrep.checks import positive_int
 
 
 class _LoaderMixin:
@@ -139,14 +140,23 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
         date_column: name of the timestamp column.
         batch_size: windows per batch.
         num_workers: DataLoader worker processes.
+        test_drop_last_batch: ``None`` (default): the test split is every window. A batch size ``b``: the test
+            windows in batches of ``b`` with the last incomplete batch dropped, as the test loader of PatchTST's
+            supervised code (and the Informer / Autoformer code it derives from, ``drop_last=True``, batch 128)
+            evaluates, so its published figures leave out the last ``n mod b`` windows of the test months. Only
+            for comparing with those figures: the windows dropped are the end of the test period.
     """
 
     def __init__(self, path: str | None = None, context_length: int = 336, horizon: int = 96,
                  split: Literal["ett_hourly", "ett_15min", "ratio"] | None = None, channels: list[str] | None = None,
-                 date_column: str = "date", batch_size: int = 32, num_workers: int = 0) -> None:
+                 date_column: str = "date", batch_size: int = 32, num_workers: int = 0,
+                 test_drop_last_batch: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
         check_loader_args(batch_size, num_workers)
+        if test_drop_last_batch is not None:
+            positive_int("test_drop_last_batch", test_drop_last_batch)
+        self.test_drop_last_batch = test_drop_last_batch
         if split is None:
             split = "ratio" if path is None else "ett_hourly"
         self.path, self.split, self.channels, self.date_column = resolve_data_path(path), split, channels, date_column
@@ -170,4 +180,11 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
         return self._loader(self.windows["val"], shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.windows["test"], shuffle=False)
+        if self.test_drop_last_batch is None:
+            return self._loader(self.windows["test"], shuffle=False)
+        test = self.windows["test"]
+        if len(test) < self.test_drop_last_batch:
+            raise ValueError(f"test_drop_last_batch={self.test_drop_last_batch} is more than the {len(test)} test "
+                             "windows: every window would be dropped")
+        return DataLoader(test, batch_size=self.test_drop_last_batch, num_workers=self.num_workers, drop_last=True,
+                          persistent_workers=self.num_workers > 0)

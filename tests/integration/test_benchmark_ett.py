@@ -30,6 +30,7 @@ SMALL = ["--model.init_args.encoder.init_args.context_length", "48", "--model.in
          "32", "--trainer.accelerator", "cpu"]
 PRETRAIN_ARGS = [*SMALL, "--data.init_args.horizon", "8"]
 EPOCHS = {"pretrain_epochs": 2, "probe_epochs": 2, "finetune_epochs": 2}
+TEST_BATCH = 3  # the generated CSV has 53 test windows: PatchTST's loader keeps 17 batches of 3, drops 2
 
 
 def write_csv(path: Path, rows: int = 300, seed: int = 0) -> None:
@@ -43,7 +44,8 @@ def write_csv(path: Path, rows: int = 300, seed: int = 0) -> None:
 
 def run_suite(root: Path, out: Path) -> list[dict]:
     return benchmark_ett(str(root), str(out), datasets=["Gen"], horizons=[8], seeds=[0], **EPOCHS,
-                         pretrain_args=PRETRAIN_ARGS, forecast_args=SMALL, progress=False)
+                         pretrain_args=PRETRAIN_ARGS, forecast_args=SMALL, progress=False,
+                         patchtst_test_batch=TEST_BATCH)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,8 @@ def test_suite_equals_the_commands_by_hand(suite, tmp_path):
     assert [(r["dataset"], r["seed"], r["horizon"], r["mode"]) for r in results] == [("Gen", 0, 8, "probe"),
                                                                                      ("Gen", 0, 8, "finetune")]
     rows = list(csv.DictReader((base / "out" / "results.csv").open()))
-    assert list(rows[0]) == ["dataset", "seed", "horizon", "mode", "mse", "mae"]
+    assert list(rows[0]) == ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader",
+                             "mae_patchtst_loader"]
     assert "| Gen | 8 | finetune | 1 |" in (base / "out" / "summary.md").read_text()
     data = str(base / "data" / "Gen.csv")
     run = [f"--trainer.default_root_dir={tmp_path}", "--trainer.logger.init_args.save_dir", str(tmp_path),
@@ -93,6 +96,11 @@ def test_suite_equals_the_commands_by_hand(suite, tmp_path):
         result = next(r for r in results if r["mode"] == mode)
         assert float(metrics["test/mse"]) == pytest.approx(result["mse"], rel=1e-6), mode
         assert float(metrics["test/mae"]) == pytest.approx(result["mae"], rel=1e-6), mode
+        vtrep("test", "--config", str(folder / "config.yaml"), "--ckpt_path", str(checkpoint),
+              "--trainer.logger.init_args.version", f"{mode}_loader", "--data.init_args.test_drop_last_batch",
+              str(TEST_BATCH))
+        metrics = list(csv.DictReader((tmp_path / "etth1_forecast" / f"{mode}_loader" / "metrics.csv").open()))[-1]
+        assert float(metrics["test/mse"]) == pytest.approx(result["mse_patchtst_loader"], rel=1e-6), mode
 
 
 @pytest.mark.slow
@@ -107,6 +115,21 @@ def test_a_rerun_fits_nothing_and_gives_the_same_results(suite, monkeypatch):
     again = run_suite(base / "data", base / "out")
     assert (base / "out" / "results.csv").read_text() == before
     assert [(r["mse"], r["mae"]) for r in again] == [(r["mse"], r["mae"]) for r in results]
+
+
+@pytest.mark.slow
+def test_a_finished_step_without_the_patchtst_loader_test_gains_it_and_keeps_its_values(suite, monkeypatch):
+    import json
+
+    base, _ = suite
+    path = base / "out" / "Gen" / "seed_0" / "h8_probe" / "result.json"
+    full = json.loads(path.read_text())
+    older = {k: v for k, v in full.items() if not k.endswith("_patchtst_loader")}
+    path.write_text(json.dumps(older))
+    monkeypatch.setattr(runner, "run_fit", lambda *a, **k: pytest.fail("a finished step was fitted again"))
+    again = run_suite(base / "data", base / "out")
+    assert json.loads(path.read_text()) == full
+    assert again[0]["mse_patchtst_loader"] == pytest.approx(full["mse_patchtst_loader"])
 
 
 def test_reference_table_has_patchtst64_for_both_sets():

@@ -13,32 +13,43 @@ Per dataset and seed, every step one process a user would run:
 Layout under ``output``::
 
     <dataset>/seed_<s>/pretrain/         fit/ (the run folder), fit.log, result.json
-    <dataset>/seed_<s>/h<H>_<mode>/      fit/, fit.log, test/ (metrics.csv), test.log, result.json
-    results.csv                          dataset, seed, horizon, mode, mse, mae (one row per finished step)
+    <dataset>/seed_<s>/h<H>_<mode>/      fit/, fit.log, test/ + test.log (every window),
+                                         test_patchtst_loader/ + test_patchtst_loader.log, result.json
+    results.csv                          dataset, seed, horizon, mode, mse, mae, mse_patchtst_loader, ...
     summary.md                           mean ± std over seeds beside PatchTST/64
 
+Each checkpoint is tested twice: on every test window (``mse``, ``mae``: the figures vtrep reports) and the way
+PatchTST's supervised code tests (``*_patchtst_loader``: batches of :data:`PATCHTST_TEST_BATCH` windows, the last
+incomplete batch dropped — the Informer-family loader's ``drop_last=True``; ``ForecastingDataModule``'s
+``test_drop_last_batch``), because its published figures leave those last windows of the test months out.
+
 Resumable like ``vtrep benchmark ucr`` (:mod:`vtrep.benchmark.runner`): a step with a ``result.json`` is read
-back (and must have been made with the same settings), a killed one is redone.
+back (and must have been made with the same settings), a killed one is redone. A finished step from before the
+second test gains it on a rerun when its checkpoint is still there (its own values are kept as they are).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import statistics
 import subprocess
 import sys
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_one, write_results_csv
+from vtrep.checks import positive_int
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
 DEFAULT_PRETRAIN_CONFIG = CONFIGS / "etth1_pretrain.yaml"
 DEFAULT_FORECAST_CONFIG = CONFIGS / "etth1_forecast.yaml"
 MODES = ("probe", "finetune")
-RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae"]
+RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader", "mae_patchtst_loader"]
+PATCHTST_TEST_BATCH = 128  # PatchTST's ETT scripts: --batch_size 128, and its test loader drops the last short batch
 
 
 def reference_forecasting() -> tuple[dict[tuple[str, int], tuple[float, float]], str]:
@@ -82,12 +93,33 @@ def best_checkpoint(fit_folder: Path) -> Path:
     return found[0]
 
 
-def vtrep_test_command(fit_folder: Path, checkpoint: Path, folder: Path) -> list[str]:
-    """``vtrep test`` of ``checkpoint`` with the fit's own settings; its metrics go to ``<folder>/test/metrics.csv``."""
+def vtrep_test_command(fit_folder: Path, checkpoint: Path, folder: Path, version: str = "test",
+                       extra: tuple[str, ...] = ()) -> list[str]:
+    """``vtrep test`` of ``checkpoint`` with the fit's own settings (and ``extra``); its metrics go to
+    ``<folder>/<version>/metrics.csv``."""
     return [sys.executable, "-m", "vtrep", "test", "--config", str(fit_folder / "config.yaml"),
             "--ckpt_path", str(checkpoint), "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
             "--trainer.logger.init_args.save_dir", str(folder), "--trainer.logger.init_args.name", "",
-            "--trainer.logger.init_args.version", "test", "--trainer.enable_progress_bar", "false"]
+            "--trainer.logger.init_args.version", version, "--trainer.enable_progress_bar", "false", *extra]
+
+
+def run_vtrep_test(fit_folder: Path, checkpoint: Path, version: str = "test", extra: tuple[str, ...] = ()) -> dict:
+    """Run :func:`vtrep_test_command` in its own process (output to ``<version>.log``); its test metrics."""
+    folder = fit_folder.parent
+    with open(folder / f"{version}.log", "w") as log:
+        done = subprocess.run(vtrep_test_command(fit_folder, checkpoint, folder, version, extra), stdout=log,
+                              stderr=subprocess.STDOUT, env=os.environ.copy(), check=False)
+    if done.returncode != 0:
+        tail = (folder / f"{version}.log").read_text()[-2000:]
+        raise RuntimeError(f"vtrep test in {folder} failed (exit {done.returncode}); {version}.log ends:\n{tail}")
+    return read_test_metrics(folder / version / "metrics.csv")
+
+
+def patchtst_loader_test(fit_folder: Path, checkpoint: Path, batch: int = PATCHTST_TEST_BATCH) -> dict[str, float]:
+    """Test MSE / MAE the way PatchTST's code tests (last incomplete batch of ``batch`` windows dropped)."""
+    metrics = run_vtrep_test(fit_folder, checkpoint, "test_patchtst_loader",
+                             ("--data.init_args.test_drop_last_batch", str(batch)))
+    return {"mse_patchtst_loader": metrics["test/mse"], "mae_patchtst_loader": metrics["test/mae"]}
 
 
 def read_test_metrics(path: Path) -> dict[str, float]:
@@ -99,24 +131,38 @@ def read_test_metrics(path: Path) -> dict[str, float]:
     return metrics
 
 
-def forecast_test(run: Run, fit_folder: Path) -> dict:
+def forecast_test(run: Run, fit_folder: Path, batch: int = PATCHTST_TEST_BATCH) -> dict:
     """After the forecasting fit: ``vtrep test`` of its best-validation checkpoint; test MSE and MAE."""
-    folder = fit_folder.parent
     checkpoint = best_checkpoint(fit_folder)
-    with open(folder / "test.log", "w") as log:
-        done = subprocess.run(vtrep_test_command(fit_folder, checkpoint, folder), stdout=log, stderr=subprocess.STDOUT,
-                              env=os.environ.copy(), check=False)
-    if done.returncode != 0:
-        tail = (folder / "test.log").read_text()[-2000:]
-        raise RuntimeError(f"vtrep test in {folder} failed (exit {done.returncode}); test.log ends:\n{tail}")
-    metrics = read_test_metrics(folder / "test" / "metrics.csv")
+    metrics = run_vtrep_test(fit_folder, checkpoint)
     epoch = int(checkpoint.stem.split("epoch=")[1].split("-")[0])
     return {"horizon": run.probe["horizon"], "mode": run.probe["mode"], "mse": metrics["test/mse"],
-            "mae": metrics["test/mae"], "best_epoch": epoch, "best_checkpoint": str(checkpoint)}
+            "mae": metrics["test/mae"], **patchtst_loader_test(fit_folder, checkpoint, batch), "best_epoch": epoch,
+            "best_checkpoint": str(checkpoint)}
+
+
+def with_patchtst_loader(result: dict, folder: Path, batch: int = PATCHTST_TEST_BATCH) -> dict:
+    """A finished step's result with the PatchTST-loader test added when it lacks it and its checkpoint is there
+    (``result.json`` rewritten atomically with every earlier value kept); else the result as it is."""
+    checkpoint = Path(result.get("best_checkpoint", ""))
+    if "mse_patchtst_loader" in result or not checkpoint.is_file() or not (folder / "fit").is_dir():
+        return result
+    result = {**result, **patchtst_loader_test(folder / "fit", checkpoint, batch)}
+    atomic_write(folder / "result.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    return result
 
 
 def no_probe(run: Run, fit_folder: Path) -> dict:
     return {"encoder": str(fit_folder / "encoder")}
+
+
+def _mean_std(rows: list[dict], metric: str) -> str:
+    """``mean ± std`` over the rows that have ``metric`` (``—`` when none has it)."""
+    values = [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]
+    if not values:
+        return "—"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {std:.3f}" + (f" ({len(values)})" if len(values) != len(rows) else "")
 
 
 def summary_markdown(results: list[dict], command: str) -> str:
@@ -125,20 +171,21 @@ def summary_markdown(results: list[dict], command: str) -> str:
     groups: dict[tuple[str, int, str], list[dict]] = {}
     for r in results:
         groups.setdefault((r["dataset"], int(r["horizon"]), r["mode"]), []).append(r)
-    header = "| dataset | horizon | mode | seeds | vtrep MSE | vtrep MAE | PatchTST/64 MSE | PatchTST/64 MAE |"
-    lines = [f"`{command}`", "", header, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    header = ("| dataset | horizon | mode | seeds | vtrep MSE | vtrep MAE | PatchTST/64 MSE | PatchTST/64 MAE "
+              "| vtrep MSE, PatchTST's loader | vtrep MAE, PatchTST's loader |")
+    lines = [f"`{command}`", "", header, "| --- " * 10 + "|"]
     for (dataset, horizon, mode), rows in groups.items():
-        cells = []
-        for metric in ("mse", "mae"):
-            values = [float(r[metric]) for r in rows]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.fmean(values):.3f} ± {std:.3f}")
+        cells = [_mean_std(rows, metric) for metric in ("mse", "mae")]
         ref = refs.get((dataset, horizon))
         published = [f"{v:.3f}" for v in ref] if ref else ["—", "—"]
-        lines.append(f"| {dataset} | {horizon} | {mode} | {len(rows)} | " + " | ".join(cells + published) + " |")
+        loader = [_mean_std(rows, metric) for metric in ("mse_patchtst_loader", "mae_patchtst_loader")]
+        lines.append(f"| {dataset} | {horizon} | {mode} | {len(rows)} | " + " | ".join(cells + published + loader)
+                     + " |")
     seconds = sum(float(r.get("fit_seconds", 0)) + float(r.get("probe_seconds", 0)) for r in results)
     lines += ["", f"{len(results)} forecasting runs, {seconds / 60:.1f} min of forecasting fit + test on this machine "
-              "(pretraining not included). Published: " + source]
+              "(pretraining not included). vtrep MSE / MAE: every test window. PatchTST's loader: the same "
+              f"checkpoints tested in batches of {PATCHTST_TEST_BATCH} with the last incomplete batch dropped, as "
+              "PatchTST's supervised code tests (— where a step predates that test). Published: " + source]
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +220,7 @@ def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], l
 
 def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pretrain_cfg: str, forecast_cfg: str,
                epochs: tuple[int, int, int], lrs: tuple[float, float], pretrain_args: list[str],
-               forecast_args: list[str], progress: bool) -> list[dict]:
+               forecast_args: list[str], progress: bool, test_batch: int = PATCHTST_TEST_BATCH) -> list[dict]:
     """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
     from tqdm import tqdm
 
@@ -197,7 +244,9 @@ def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pre
                     stage_epochs, lr = (epochs[1], lrs[0]) if mode == "probe" else (epochs[2], lrs[1])
                     run = forecast_run(csv_path, dataset, seed, forecast_cfg, horizon, mode, start, stage_epochs, lr,
                                        forecast_args)
-                    result = run_one(run, out, forecast_test, base / f"h{horizon}_{mode}")
+                    folder = base / f"h{horizon}_{mode}"
+                    result = run_one(run, out, partial(forecast_test, batch=test_batch), folder)
+                    result = with_patchtst_loader(result, folder, test_batch)
                     start = result["best_checkpoint"]
                     bar.update()
                     if mode in modes:
@@ -212,7 +261,7 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
                   forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 10,
                   finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
                   pretrain_args: list[str] | None = None, forecast_args: list[str] | None = None,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH) -> list[dict]:
     """Pretrain, probe and fine-tune per (dataset, seed, horizon); write ``results.csv`` and ``summary.md``.
 
     Args:
@@ -232,13 +281,15 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         pretrain_args, forecast_args: further ``vtrep fit`` arguments of the pretraining / forecasting fits
             (e.g. ``--data.init_args.batch_size 32``).
         progress: show a progress bar over the steps.
+        patchtst_test_batch: the batch of the second test, PatchTST's loader (128, its ETT scripts' batch size).
     """
     datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
+    positive_int("patchtst_test_batch", patchtst_test_batch)
     pretrain_cfg, forecast_cfg, root_path = _check_inputs(root, datasets, pretrain_config, forecast_config)
     out = Path(output)
     results = _run_steps(out, root_path, datasets, seeds, horizons, modes, pretrain_cfg, forecast_cfg,
                          (pretrain_epochs, probe_epochs, finetune_epochs), (probe_lr, finetune_lr),
-                         list(pretrain_args or []), list(forecast_args or []), progress)
+                         list(pretrain_args or []), list(forecast_args or []), progress, patchtst_test_batch)
     command = (f"vtrep benchmark ett --root {root} --datasets {cli_list(datasets)} --horizons {cli_list(horizons)} "
                f"--seeds {cli_list(seeds)} --modes {cli_list(modes)} --output {output}")
     text = summary_markdown(results, command)
