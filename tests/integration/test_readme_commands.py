@@ -101,7 +101,7 @@ def fill(command: str, scratch: Path) -> list[str]:
             # one step in one epoch, not fast_dev_run: later commands read the run's checkpoint and encoder
             args += ["--trainer.max_epochs", "1", "--trainer.max_steps", "1", "--trainer.limit_train_batches", "1"]
     if args[0] == "probe":
-        args += ["--epochs", "2"]
+        args += ["--epochs", "2"] + (["--folds", "2"] if "--folds" in args else [])  # k-fold runs at any k
     if args[0] == "extract" and "configs/extract/synthetic.yaml" in command:
         args += TINY_VIDEO  # the clips the tiny fit of sae_concepts_synthetic generated
     if args[0] in ("probe", "extract"):
