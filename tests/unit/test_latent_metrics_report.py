@@ -88,7 +88,7 @@ def test_the_pages_of_a_concepts_folder_and_its_errors(tmp_path):
     runs = read_concept_runs(tmp_path / "run")
     assert list(runs) == ["trained", "random-init control"]
     assert [r.latent for r in run_rows(runs)[0] if r.candidate] == [0]
-    figure, page = write_latent_pages(tmp_path / "run", "| metric | trained |")
+    figure, page = write_latent_pages(tmp_path / "run", "| metric | trained |", runs, *run_rows(runs))
     image = np.asarray(Image.open(figure).convert("RGB"))
     assert image.shape[1] > 1000 and image.std() > 10
     html = page.read_text()

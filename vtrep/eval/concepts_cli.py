@@ -96,22 +96,12 @@ def _measure(run: Run, folder: Path, options: dict) -> dict:
     return summary
 
 
-def _candidates(out: Path) -> dict:
-    """How many trained latents are dynamic, not position-coded and above the control, and the bar used."""
-    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
-
-    rows, threshold = run_rows(read_concept_runs(out))
-    return {"count": sum(r.candidate for r in rows), "above_control_at": threshold}
-
-
-def write_latent_pages(out: Path, table_md: str) -> tuple[Path, Path]:
-    """``summary.png`` and ``latents.html`` of the run(s) already written into ``out``."""
-    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
+def write_latent_pages(out: Path, table_md: str, runs: dict, rows: list, threshold: float | None) -> tuple[Path, Path]:
+    """``summary.png`` and ``latents.html`` of the runs read back from ``out`` (``read_concept_runs``) and their
+    judged rows (``run_rows``)."""
     from vtrep.reports.latent_metrics_figure import metrics_summary_figure
     from vtrep.reports.latent_table import metrics_page, metrics_table
 
-    runs = read_concept_runs(out)
-    rows, threshold = run_rows(runs)
     figure = metrics_summary_figure(runs, rows, threshold, out / "summary.png")
     page = metrics_page(f"SAE latents' temporal metrics: {runs['trained'].summary['sae']}", table_md,
                         metrics_table(rows, threshold), figure.name)
@@ -151,11 +141,15 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
     summaries = {"trained": _measure(Run(sae, features), out, options)}
     if control is not None:
         summaries["random-init control"] = _measure(control, out / "control", options)
-    summaries["trained"]["candidates"] = _candidates(out)
+    from vtrep.reports.latent_metrics import read_concept_runs, run_rows
+
+    runs = read_concept_runs(out)
+    rows, threshold = run_rows(runs)  # candidates: dynamic, not position-coded, above the control
+    summaries["trained"]["candidates"] = {"count": sum(r.candidate for r in rows), "above_control_at": threshold}
     _write_json(out / "summary.json", summaries["trained"])
     table = summary_table(summaries)
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(table))
-    write_latent_pages(out, table)
+    write_latent_pages(out, table, runs, rows, threshold)
     print(table, end="")
     print(f"wrote {out / 'metrics.json'}, summary.json, summary.md, summary.png and latents.html in {out}")
     return summaries
