@@ -19,6 +19,7 @@ from vtrep.benchmark.ett import (
     DEFAULT_FORECAST_CONFIG,
     DEFAULT_PRETRAIN_CONFIG,
     benchmark_ett,
+    changed_settings,
     forecast_run,
     reference_forecasting,
 )
@@ -73,7 +74,9 @@ def test_suite_equals_the_commands_by_hand(suite, tmp_path):
     rows = list(csv.DictReader((base / "out" / "results.csv").open()))
     assert list(rows[0]) == ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader",
                              "mae_patchtst_loader"]
-    assert "| Gen | 8 | finetune | 1 |" in (base / "out" / "summary.md").read_text()
+    summary = (base / "out" / "summary.md").read_text()
+    assert "| Gen | 8 | finetune | 1 |" in summary
+    assert " --pretrain_epochs 2 --probe_epochs 2 --finetune_epochs 2 --pretrain_args '[" in summary.splitlines()[0]
     data = str(base / "data" / "Gen.csv")
     run = [f"--trainer.default_root_dir={tmp_path}", "--trainer.logger.init_args.save_dir", str(tmp_path),
            "--seed_everything", "0", "--trainer.enable_progress_bar", "false"]
@@ -152,6 +155,15 @@ def test_forecast_commands_probe_then_finetune_from_the_probe():
     assert args[args.index("--model.init_args.encoder_checkpoint") + 1] == "/p/best.ckpt"
     with pytest.raises(ValueError, match="mode must be one of"):
         forecast_run("/d/a.csv", "a", 0, "f.yaml", 96, "zero_shot", "/p", 1, 1e-3, [])
+
+
+def test_the_summary_command_names_every_setting_that_is_not_the_default():
+    defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=10,
+                    finetune_epochs=10, probe_lr=1e-3, finetune_lr=1e-4, pretrain_args=None, forecast_args=[],
+                    patchtst_test_batch=128)
+    assert changed_settings(defaults) == ""
+    changed = {**defaults, "probe_epochs": 20, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
+    assert changed_settings(changed) == " --probe_epochs 20 --finetune_lr 5e-05 --forecast_args '[--a,1]'"
 
 
 def test_an_unknown_dataset_is_named_and_nothing_is_written(tmp_path):

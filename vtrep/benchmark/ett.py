@@ -31,6 +31,7 @@ second test gains it on a rerun when its checkpoint is still there (its own valu
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import os
 import statistics
@@ -189,6 +190,23 @@ def summary_markdown(results: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def changed_settings(settings: dict) -> str:
+    """The arguments of ``settings`` that differ from ``benchmark_ett``'s defaults, spelled as the command takes them.
+
+    The command beside a table must be the one that wrote it, so a run with ``--probe_epochs 20`` says so.
+    """
+    defaults = inspect.signature(benchmark_ett).parameters
+    words = []
+    for name, value in settings.items():
+        if value is None or value == defaults[name].default:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = cli_list(list(value)) if value else None
+        if value is not None:
+            words.append(f" --{name} {value:g}" if isinstance(value, float) else f" --{name} {value}")
+    return "".join(words)
+
+
 def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None,
                   forecast_config: str | None) -> tuple[str, str, Path]:
     """The two configs (resolved) and the data folder, each checked before anything runs."""
@@ -290,8 +308,12 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
     results = _run_steps(out, root_path, datasets, seeds, horizons, modes, pretrain_cfg, forecast_cfg,
                          (pretrain_epochs, probe_epochs, finetune_epochs), (probe_lr, finetune_lr),
                          list(pretrain_args or []), list(forecast_args or []), progress, patchtst_test_batch)
+    settings = dict(pretrain_config=pretrain_config, forecast_config=forecast_config, pretrain_epochs=pretrain_epochs,
+                    probe_epochs=probe_epochs, finetune_epochs=finetune_epochs, probe_lr=probe_lr,
+                    finetune_lr=finetune_lr, pretrain_args=pretrain_args, forecast_args=forecast_args,
+                    patchtst_test_batch=patchtst_test_batch)
     command = (f"vtrep benchmark ett --root {root} --datasets {cli_list(datasets)} --horizons {cli_list(horizons)} "
-               f"--seeds {cli_list(seeds)} --modes {cli_list(modes)} --output {output}")
+               f"--seeds {cli_list(seeds)} --modes {cli_list(modes)}{changed_settings(settings)} --output {output}")
     text = summary_markdown(results, command)
     atomic_write(out / "summary.md", lambda p: p.write_text(text))
     print(text)
