@@ -63,19 +63,13 @@ def sae_config(name: str, d: int, latents: int, k: int, dead_after: int, l0_coef
 
 def fit_config(name: str, seed: int, steps: int, batch_size: int, d: int, k: int, latents: int, lr: float,
                data: dict, l0_coef: float = JUMPRELU_L0_COEF) -> dict:
-    """The ``vtrep fit`` config of one (variant, seed): SAETask on PlantedHierarchyDataModule, no validation or
-    checkpoints (the probe evaluates the exported SAE), no density report."""
-    return {
-        "seed_everything": seed,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": steps, "max_epochs": -1,
-                    "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_checkpointing": False,
-                    "enable_model_summary": False, "log_every_n_steps": 100},
-        "model": {"class_path": "vtrep.tasks.SAETask", "init_args": {
-            "sae": sae_config(name, d, latents, k, dead_after=50 * batch_size, l0_coef=l0_coef), "lr": lr,
-            "density_report": False}},
-        "data": {"class_path": "datamodules.PlantedHierarchyDataModule", "init_args": {
-            **data, "d": d, "seed": seed, "batch_size": batch_size, "val_fraction": 1 / 6}},
-    }
+    """The ``vtrep fit`` config of one (variant, seed): SAETask on PlantedHierarchyDataModule
+    (``sae_fit_config``)."""
+    from vtrep.benchmark.runner import sae_fit_config
+
+    sae = sae_config(name, d, latents, k, dead_after=50 * batch_size, l0_coef=l0_coef)
+    data_args = {**data, "d": d, "seed": seed, "batch_size": batch_size, "val_fraction": 1 / 6}
+    return sae_fit_config(seed, steps, sae, lr, "PlantedHierarchyDataModule", data_args)
 
 
 def evaluate_export(fit_folder: Path) -> dict:

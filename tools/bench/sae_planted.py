@@ -61,20 +61,13 @@ def sae_config(name: str, d: int, latents: int, k: int, dead_after: int) -> dict
 
 def fit_config(name: str, steps: int, batch_size: int, d: int, num_atoms: int, active: int, latents: int,
                lr: float, seed: int, num_samples: int = 60_000, val_fraction: float = 1 / 6) -> dict:
-    """The ``vtrep fit`` config of one variant: SAETask on PlantedDataModule, no validation or checkpoints
-    (the probe evaluates the exported SAE), no density report."""
-    return {
-        "seed_everything": seed,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": steps, "max_epochs": -1,
-                    "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_checkpointing": False,
-                    "enable_model_summary": False, "log_every_n_steps": 100},
-        "model": {"class_path": "vtrep.tasks.SAETask", "init_args": {
-            "sae": sae_config(name, d, latents, active, dead_after=50 * batch_size), "lr": lr,
-            "density_report": False}},
-        "data": {"class_path": "datamodules.PlantedDataModule", "init_args": {
-            "num_samples": num_samples, "d": d, "num_atoms": num_atoms, "active": active, "zipf": 0.5,
-            "seed": seed, "batch_size": batch_size, "val_fraction": val_fraction}},
-    }
+    """The ``vtrep fit`` config of one variant: SAETask on PlantedDataModule (``sae_fit_config``)."""
+    from vtrep.benchmark.runner import sae_fit_config
+
+    sae = sae_config(name, d, latents, active, dead_after=50 * batch_size)
+    data = {"num_samples": num_samples, "d": d, "num_atoms": num_atoms, "active": active, "zipf": 0.5,
+            "seed": seed, "batch_size": batch_size, "val_fraction": val_fraction}
+    return sae_fit_config(seed, steps, sae, lr, "PlantedDataModule", data)
 
 
 def evaluate_export(fit_folder: Path) -> dict:

@@ -155,6 +155,20 @@ def write_fit_config(path: Path, config: dict, finished: bool) -> str:
     return str(path)
 
 
+def sae_fit_config(seed: int, steps: int, sae: dict, lr: float, datamodule: str, data_args: dict) -> dict:
+    """The ``vtrep fit`` config of one SAE bench run: ``SAETask`` with ``sae`` on ``datamodules.<datamodule>``,
+    ``steps`` steps on the CPU, no validation or checkpoints (the bench evaluates the exported SAE), no density
+    report."""
+    return {
+        "seed_everything": seed,
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": steps, "max_epochs": -1,
+                    "limit_val_batches": 0, "num_sanity_val_steps": 0, "enable_checkpointing": False,
+                    "enable_model_summary": False, "log_every_n_steps": 100},
+        "model": {"class_path": "vtrep.tasks.SAETask", "init_args": {"sae": sae, "lr": lr, "density_report": False}},
+        "data": {"class_path": f"datamodules.{datamodule}", "init_args": data_args},
+    }
+
+
 def write_report(out: Path, report: dict, summary_md: str) -> None:
     """A benchmark's ``results.json`` and ``summary.md``, each written atomically."""
     atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
