@@ -52,7 +52,8 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, r
     deadline = time.time() + 600
     first = None
     while first is None and time.time() < deadline and killed.poll() is None:
-        first = next(iter((tmp_path / "killed").rglob("checkpoints/epoch=0-*.ckpt")), None)
+        # last.ckpt first appears at the end of epoch 0 (20 steps, before the 100-step trigger)
+        first = next(iter((tmp_path / "killed").rglob("checkpoints/last.ckpt")), None)
         time.sleep(0.05)
     assert first is not None, "the first epoch's checkpoint never appeared"
     time.sleep(0.5)  # into the second epoch

@@ -7,6 +7,10 @@
 * Lightning's ``WandbLogger`` always passes ``anonymous=None`` to ``wandb.init``, which wandb >= 0.19
   answers with "The anonymous setting has no effect"; and wandb warns "git root runs does not exist"
   when the logger's ``save_dir`` has not been made yet.
+* A monitor-less ``ModelCheckpoint`` with ``save_top_k`` 1 (its default) keeps only its newest ``epoch=E-step=S``
+  file and deletes the previous one each epoch. Beside a monitored one in the same folder with the same names,
+  it deletes the monitored one's best file the epoch after it was saved (both wrote that name), so the
+  "best" checkpoint left is the last epoch's. Refused when the trainer is built.
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ def prepare_wandb(trainer: L.Trainer) -> None:
             Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
 
 
+def refuse_colliding_checkpoints(trainer: L.Trainer) -> None:
+    """A monitored ``ModelCheckpoint`` whose best file a monitor-less one beside it would delete is refused."""
+    checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    for best in (c for c in checkpoints if c.monitor is not None and c.save_top_k != 0):
+        for rolling in (c for c in checkpoints if c.monitor is None and c.save_top_k == 1):
+            if (best.dirpath, best.filename) == (rolling.dirpath, rolling.filename):
+                raise ValueError(
+                    f"trainer.callbacks: ModelCheckpoint(monitor={best.monitor!r}) keeps its best epoch as "
+                    "epoch=E-step=S.ckpt, and a ModelCheckpoint without a monitor (save_top_k 1) in the same folder "
+                    "keeps its newest epoch under the same name and deletes it an epoch later, the best one included; "
+                    "give the one without a monitor save_top_k: 0 "
+                    "(then it writes last.ckpt at train end and on its step trigger only) or a filename of its own "
+                    "(configs/trainer/checkpoint_last.yaml: filename: newest)")
+
+
 def work_around_quirks(trainer: L.Trainer) -> None:
+    refuse_colliding_checkpoints(trainer)
     no_checkpoints_in_fast_dev_run(trainer)
     prepare_wandb(trainer)
