@@ -19,6 +19,7 @@ from vtrep.benchmark.ett import (
     DEFAULT_FORECAST_CONFIG,
     DEFAULT_PRETRAIN_CONFIG,
     benchmark_ett,
+    best_checkpoint,
     changed_settings,
     forecast_run,
     reference_forecasting,
@@ -158,12 +159,23 @@ def test_forecast_commands_probe_then_finetune_from_the_probe():
 
 
 def test_the_summary_command_names_every_setting_that_is_not_the_default():
-    defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=10,
+    defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=20,
                     finetune_epochs=10, probe_lr=1e-3, finetune_lr=1e-4, pretrain_args=None, forecast_args=[],
                     patchtst_test_batch=128)
     assert changed_settings(defaults) == ""
-    changed = {**defaults, "probe_epochs": 20, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
-    assert changed_settings(changed) == " --probe_epochs 20 --finetune_lr 5e-05 --forecast_args '[--a,1]'"
+    changed = {**defaults, "probe_epochs": 10, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
+    assert changed_settings(changed) == " --probe_epochs 10 --finetune_lr 5e-05 --forecast_args '[--a,1]'"
+
+
+def test_the_tested_checkpoint_must_be_the_lowest_val_mse_epoch(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/mse,val/mse\n0,9,1.0,\n0,9,,0.7\n1,19,,0.5\n2,29,,0.5\n"
+                                          "3,39,,0.6\n")
+    (tmp_path / "checkpoints" / "epoch=3-step=40.ckpt").touch()  # what the colliding callbacks left
+    with pytest.raises(RuntimeError, match="is epoch 3, but .* lowest val/mse at epoch 1"):
+        best_checkpoint(tmp_path)
+    (tmp_path / "checkpoints" / "epoch=3-step=40.ckpt").rename(tmp_path / "checkpoints" / "epoch=1-step=20.ckpt")
+    assert best_checkpoint(tmp_path).name == "epoch=1-step=20.ckpt"
 
 
 def test_an_unknown_dataset_is_named_and_nothing_is_written(tmp_path):

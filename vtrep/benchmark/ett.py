@@ -86,12 +86,30 @@ def forecast_run(csv_path: str, dataset: str, seed: int, config: str, horizon: i
 
 
 def best_checkpoint(fit_folder: Path) -> Path:
-    """The checkpoint the forecast config's ``ModelCheckpoint(monitor=val/mse, save_top_k=1)`` kept."""
+    """The checkpoint the forecast config's ``ModelCheckpoint(monitor=val/mse, save_top_k=1)`` kept, checked
+    against the fit's own ``metrics.csv``: it must be the epoch of lowest ``val/mse`` (the first of equals)."""
     found = sorted((fit_folder / "checkpoints").glob("epoch=*.ckpt"))
     if len(found) != 1:
         raise RuntimeError(f"expected one best-validation checkpoint (epoch=*.ckpt) in {fit_folder / 'checkpoints'}, "
                            f"found {[p.name for p in found]}: the forecast config must keep the best val/mse epoch")
+    kept, lowest = checkpoint_epoch(found[0]), lowest_val_mse_epoch(fit_folder / "metrics.csv")
+    if kept != lowest:
+        raise RuntimeError(f"{found[0]} is epoch {kept}, but {fit_folder / 'metrics.csv'} has the lowest val/mse at "
+                           f"epoch {lowest}: the fit's callbacks did not keep its best epoch")
     return found[0]
+
+
+def checkpoint_epoch(checkpoint: Path) -> int:
+    return int(checkpoint.stem.split("epoch=")[1].split("-")[0])
+
+
+def lowest_val_mse_epoch(metrics_csv: Path) -> int:
+    """The epoch of lowest ``val/mse`` in a ``CSVLogger`` file (the first of equal values, as Lightning keeps)."""
+    with open(metrics_csv) as file:
+        scores = [(float(row["val/mse"]), int(row["epoch"])) for row in csv.DictReader(file) if row.get("val/mse")]
+    if not scores:
+        raise RuntimeError(f"{metrics_csv} logs no val/mse")
+    return min(scores, key=lambda score: score[0])[1]
 
 
 def vtrep_test_command(fit_folder: Path, checkpoint: Path, folder: Path, version: str = "test",
@@ -136,7 +154,7 @@ def forecast_test(run: Run, fit_folder: Path, batch: int = PATCHTST_TEST_BATCH) 
     """After the forecasting fit: ``vtrep test`` of its best-validation checkpoint; test MSE and MAE."""
     checkpoint = best_checkpoint(fit_folder)
     metrics = run_vtrep_test(fit_folder, checkpoint)
-    epoch = int(checkpoint.stem.split("epoch=")[1].split("-")[0])
+    epoch = checkpoint_epoch(checkpoint)
     return {"horizon": run.probe["horizon"], "mode": run.probe["mode"], "mse": metrics["test/mse"],
             "mae": metrics["test/mae"], **patchtst_loader_test(fit_folder, checkpoint, batch), "best_epoch": epoch,
             "best_checkpoint": str(checkpoint)}
