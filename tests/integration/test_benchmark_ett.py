@@ -159,12 +159,12 @@ def test_forecast_commands_probe_then_finetune_from_the_probe():
 
 
 def test_the_summary_command_names_every_setting_that_is_not_the_default():
-    defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=20,
+    defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=10,
                     finetune_epochs=10, probe_lr=1e-3, finetune_lr=1e-4, pretrain_args=None, forecast_args=[],
                     patchtst_test_batch=128)
     assert changed_settings(defaults) == ""
-    changed = {**defaults, "probe_epochs": 10, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
-    assert changed_settings(changed) == " --probe_epochs 10 --finetune_lr 5e-05 --forecast_args '[--a,1]'"
+    changed = {**defaults, "probe_epochs": 20, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
+    assert changed_settings(changed) == " --probe_epochs 20 --finetune_lr 5e-05 --forecast_args '[--a,1]'"
 
 
 def test_the_tested_checkpoint_must_be_the_lowest_val_mse_epoch(tmp_path):

@@ -294,7 +294,7 @@ def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pre
 
 def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, horizons: list[int] | None = None,
                   seeds: list[int] | None = None, modes: list[str] | None = None, pretrain_config: str | None = None,
-                  forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 20,
+                  forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 10,
                   finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
                   pretrain_args: list[str] | None = None, forecast_args: list[str] | None = None,
                   progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH) -> list[dict]:
