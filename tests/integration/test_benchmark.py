@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from datamodules.series.generated import generate_series_classification
-from vtrep.benchmark.ucr import benchmark_ucr, ts2vec_budget
+from vtrep.benchmark.ucr import benchmark_ucr, patch_geometry, suite_command, ts2vec_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 FIT = {
@@ -117,6 +117,24 @@ def test_budget_follows_ts2vec(tmp_path):
     assert np.isclose(int(ts2vec_budget(str(tmp_path), "Small")[-1]), 8)
 
 
+def test_patch_geometry_sizes_the_encoder_to_each_set(tmp_path):
+    write_ucr_set(tmp_path, "Small", 0)  # 32 steps
+    prefix = "--model.init_args.encoder.init_args."
+    assert patch_geometry(str(tmp_path), "Small", 4) == [prefix + "context_length", "32", prefix + "patch_length", "8",
+                                                         prefix + "stride", "8"]
+    assert patch_geometry(str(tmp_path), "Small", 16)[3] == "4"  # never under 4 steps a patch
+    with pytest.raises(ValueError, match="patches_per_series must be a positive integer"):
+        patch_geometry(str(tmp_path), "Small", 0)
+
+
+def test_the_printed_command_names_every_changed_setting():
+    assert suite_command("A", "OUT", None, [0, 1], None, "svm", None) == \
+        "vtrep benchmark ucr --root A --seeds '[0,1]' --output OUT"
+    command = suite_command("A", "OUT", ["Coffee"], [0], "mae.yaml", "linear", 16)
+    assert command == ("vtrep benchmark ucr --root A --datasets '[Coffee]' --fit_config mae.yaml --protocol linear "
+                       "--patches_per_series 16 --seeds '[0]' --output OUT")
+
+
 def test_an_unknown_dataset_is_named_with_the_ones_there(tmp_path):
     write_ucr_set(tmp_path, "GenA", 0)
     with pytest.raises(FileNotFoundError, match=r"datasets \['Missing'\] are not under .*; available: GenA"):
@@ -134,3 +152,14 @@ def test_real_sets_match_published_ts2vec(shared_dir, tmp_path):
     published = {"Coffee": 1.0, "GunPoint": 0.987}
     for result in results:
         assert result["accuracy"] >= published[result["dataset"]] - 0.05, result
+
+
+@pytest.mark.slow  # one vtrep fit process of 200 steps
+def test_the_patch_mae_config_runs_on_any_set_width(tmp_path):
+    write_ucr_set(tmp_path / "archive", "GenA", 0)  # 32 steps, not the config's 286
+    results = benchmark_ucr(str(tmp_path / "archive"), str(tmp_path / "out"), seeds=[0], progress=False,
+                            fit_config=str(ROOT / "configs/experiment/series_mae_ucr.yaml"), patches_per_series=4)
+    test_rows = len((tmp_path / "archive" / "GenA" / "GenA_TEST.tsv").read_text().splitlines())
+    assert 0.0 <= results[0]["accuracy"] <= 1.0 and results[0]["num_test"] == test_rows
+    config = yaml.safe_load((tmp_path / "out" / "GenA" / "seed_0" / "fit" / "config.yaml").read_text())
+    assert config["model"]["init_args"]["encoder"]["init_args"]["context_length"] == 32

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite
 from vtrep.benchmark.summary import write_summary
+from vtrep.checks import positive_int
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "ts2vec_ucr.yaml"
 
@@ -41,6 +42,21 @@ def ts2vec_budget(root: str, name: str, batch_size: int = 8) -> list[str]:
     iterations = 200 if n * channels * width <= 100_000 else 600
     return ["--trainer.max_steps", str(iterations), "--trainer.max_epochs", "-1",
             "--data.init_args.batch_size", str(min(batch_size, n))]
+
+
+def patch_geometry(root: str, name: str, patches: int) -> list[str]:
+    """``vtrep fit`` arguments that size a patch encoder (PatchTST / PITS) to this set: ``context_length`` the
+    training file's width, non-overlapping patches of ``max(4, width // patches)`` steps (about ``patches`` per
+    series). A patch encoder's position table is built for one length, so each set needs its own."""
+    from datamodules.series.ucr import training_shape
+
+    positive_int("patches_per_series", patches)
+    _, _, width = training_shape(root, name)
+    patch = max(4, width // patches)
+    if patch > width:
+        raise ValueError(f"{name}'s series have {width} steps, fewer than one patch of {patch}")
+    prefix = "--model.init_args.encoder.init_args."
+    return [prefix + "context_length", str(width), prefix + "patch_length", str(patch), prefix + "stride", str(patch)]
 
 
 def list_datasets(root: str, datasets: list[str] | None) -> list[str]:
@@ -68,8 +84,19 @@ def probe_run(run: Run, fit_folder: Path) -> dict:
     return {k: result[k] for k in ("protocol", "accuracy", "num_train", "num_test") if k in result}
 
 
+def suite_command(root: str, output: str, datasets: list[str] | None, seeds: list[int], fit_config: str | None,
+                  protocol: str, patches_per_series: int | None) -> str:
+    """The command as typed, every setting that differs from the defaults named (it stands beside the table)."""
+    chosen = f" --datasets {cli_list(datasets)}" if datasets else ""
+    chosen += f" --fit_config {fit_config}" if fit_config else ""
+    chosen += f" --protocol {protocol}" if protocol != "svm" else ""
+    chosen += f" --patches_per_series {patches_per_series}" if patches_per_series else ""
+    return f"vtrep benchmark ucr --root {root}{chosen} --seeds {cli_list(seeds)} --output {output}"
+
+
 def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, seeds: list[int] | None = None,
-                  fit_config: str | None = None, protocol: str = "svm", progress: bool = True) -> list[dict]:
+                  fit_config: str | None = None, protocol: str = "svm", patches_per_series: int | None = None,
+                  progress: bool = True) -> list[dict]:
     """Fit and probe every (dataset, seed); write ``results.csv``, ``summary.md`` and ``summary.png`` in ``output``.
 
     Args:
@@ -79,6 +106,8 @@ def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, see
         seeds: the seeds of each dataset's runs (default 0, 1, 2; TS2Vec's table is one run).
         fit_config: the ``vtrep fit`` config (default ``configs/experiment/ts2vec_ucr.yaml``).
         protocol: the probe protocol (``svm``: TS2Vec's).
+        patches_per_series: for a patch encoder's fit config (``configs/experiment/series_mae_ucr.yaml``): size
+            its ``context_length`` and patches to each set (:func:`patch_geometry`); ``None`` leaves the config's.
         progress: show a progress bar over the suite.
     """
     seeds = [0, 1, 2] if seeds is None else seeds
@@ -88,13 +117,13 @@ def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, see
     root_path = Path(root).resolve()
     runs = [Run(name, int(seed), str(config.resolve()),
                 ("--data.init_args.root", str(root_path), "--data.init_args.name", name,
-                 *ts2vec_budget(str(root_path), name)), {"protocol": protocol})
+                 *ts2vec_budget(str(root_path), name),
+                 *(patch_geometry(str(root_path), name, patches_per_series) if patches_per_series else ())),
+                {"protocol": protocol})
             for name in list_datasets(str(root_path), datasets) for seed in seeds]
     out = Path(output)
     results = run_suite(runs, out, probe_run, progress)
-    chosen = f" --datasets {cli_list(datasets)}" if datasets else ""
-    chosen += f" --protocol {protocol}" if protocol != "svm" else ""
-    command = f"vtrep benchmark ucr --root {root}{chosen} --seeds {cli_list(seeds)} --output {output}"
+    command = suite_command(root, output, datasets, seeds, fit_config, protocol, patches_per_series)
     write_summary(results, out, "ucr", command, baseline="ts2vec")
     print((out / "summary.md").read_text())
     return results
