@@ -180,7 +180,7 @@ def main(root: str = "../shared/data/fight_surv", run_config: str = "configs/exp
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # per-worker figures: one core, as a DataLoader worker has
     task, data = load_task(run_config)
-    data = rebuilt(data, root=root)
+    data = rebuilt(data, root=root, short_side=None)  # the clips as given; the copy is measured below
     paths = sorted(path for path, _ in data.train_samples)[:40]
     backends = available_backends()
     result = {"run_config": run_config, "root": root, "threads_for_step": threads,
@@ -202,7 +202,7 @@ def main(root: str = "../shared/data/fight_surv", run_config: str = "configs/exp
                        "gflop_per_clip": gflop, "peak_tflops": gpu_peak_tflops, "mfu": gpu_mfu,
                        "gpu_clips_per_s": gpu_rate, "workers_needed": gpu_rate * best["ms_per_clip"] / 1000}
     torch.set_num_threads(threads)
-    workers = sorted({data.num_workers, os.cpu_count() or 1})
+    workers = sorted({1, data.num_workers, os.cpu_count() or 1})
     result["workers"] = worker_rows(data, task, workers, repeats, steps, clips)
     if short_side:
         result["workers"] += [{**row, "short_side": short_side} for row in
