@@ -4,12 +4,15 @@ Layout under the suite folder ``out``::
 
     <dataset>/seed_<s>/fit/            the fit's run folder (config.yaml, checkpoints, encoder/)
     <dataset>/seed_<s>/fit.log         the fit's output
+    <dataset>/seed_<s>/fit.json        the finished fit's seconds and settings (written when it exits cleanly)
     <dataset>/seed_<s>/result.json     the probe's result and the settings that made it (last written)
     results.csv                        one row per finished run, in suite order (no timings: reproducible)
 
 A run with a ``result.json`` is finished: a rerun of the suite skips it (resume) if its settings are
 the same and refuses to go on if they differ (a finished result is never overwritten). A run folder
-without one is a killed run of this runner (it carries the runner's marker): it is started again.
+without one is a killed run of this runner (it carries the runner's marker): it is started again — from its
+probe when its fit finished with the same settings (``fit.json``; the fit is the costly part of most runs),
+else from scratch.
 """
 
 from __future__ import annotations
@@ -79,6 +82,23 @@ def fresh_folder(folder: Path) -> None:
     (folder / MARKER).write_text("made by vtrep benchmark; removed and redone when its run did not finish\n")
 
 
+def finished_fit(folder: Path, run: Run) -> float | None:
+    """Seconds of a finished fit of ``run`` whose probe did not finish, with every later output removed; else None."""
+    path = folder / "fit.json"
+    if not (folder / MARKER).is_file() or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("settings") != run.settings() or not (folder / "fit").is_dir():
+        return None
+    for entry in folder.iterdir():
+        if entry.name not in {MARKER, "fit", "fit.log", "fit.json"}:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return record["fit_seconds"]
+
+
 def fit_command(run: Run, folder: Path) -> list[str]:
     """The ``vtrep fit`` a user would type, with the run's seed and its own log folder."""
     return [sys.executable, "-m", "vtrep", "fit", "--config", run.fit_config, *run.fit_args,
@@ -109,8 +129,12 @@ def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict], folder: Pat
     result = finished_result(folder, run)
     if result is not None:
         return result
-    fresh_folder(folder)
-    fit_seconds = run_fit(run, folder)
+    fit_seconds = finished_fit(folder, run)
+    if fit_seconds is None:
+        fresh_folder(folder)
+        fit_seconds = run_fit(run, folder)
+        record = {"fit_seconds": fit_seconds, "settings": run.settings()}
+        atomic_write(folder / "fit.json", lambda p: p.write_text(json.dumps(record, indent=2)))
     start = time.perf_counter()
     result = {"dataset": run.dataset, "seed": run.seed, **probe(run, folder / "fit")}
     result.update(fit_seconds=round(fit_seconds, 1), probe_seconds=round(time.perf_counter() - start, 1),
