@@ -79,24 +79,28 @@ def fresh_folder(folder: Path) -> None:
             raise FileExistsError(f"{folder} exists and was not made by vtrep benchmark; refusing to touch it")
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    (folder / MARKER).write_text("made by vtrep benchmark; removed and redone when its run did not finish\n")
+    (folder / MARKER).write_text("made by vtrep benchmark; a run that did not finish is redone "
+                                 "(from its probe when fit.json says its fit finished)\n")
 
 
 def finished_fit(folder: Path, run: Run) -> float | None:
-    """Seconds of a finished fit of ``run`` whose probe did not finish, with every later output removed; else None."""
+    """Seconds of a finished fit of ``run`` in this killed run's folder, or ``None`` if it has none."""
     path = folder / "fit.json"
-    if not (folder / MARKER).is_file() or not path.is_file():
+    if not (folder / MARKER).is_file() or not path.is_file() or not (folder / "fit").is_dir():
         return None
     record = json.loads(path.read_text())
-    if record.get("settings") != run.settings() or not (folder / "fit").is_dir():
-        return None
+    return record["fit_seconds"] if record.get("settings") == run.settings() else None
+
+
+def remove_probe_outputs(folder: Path) -> None:
+    """Everything a killed probe may have left beside the finished fit (e.g. a half-written ``vtrep test``)."""
     for entry in folder.iterdir():
-        if entry.name not in {MARKER, "fit", "fit.log", "fit.json"}:
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    return record["fit_seconds"]
+        if entry.name in {MARKER, "fit", "fit.log", "fit.json"}:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def fit_command(run: Run, folder: Path) -> list[str]:
@@ -130,7 +134,9 @@ def run_one(run: Run, out: Path, probe: Callable[[Run, Path], dict], folder: Pat
     if result is not None:
         return result
     fit_seconds = finished_fit(folder, run)
-    if fit_seconds is None:
+    if fit_seconds is not None:
+        remove_probe_outputs(folder)
+    else:
         fresh_folder(folder)
         fit_seconds = run_fit(run, folder)
         record = {"fit_seconds": fit_seconds, "settings": run.settings()}
