@@ -140,6 +140,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
         date_column: name of the timestamp column.
         batch_size: windows per batch.
         num_workers: DataLoader worker processes.
+        drop_last: drop the last short training batch each epoch (PatchTST's training loader).
         test_drop_last_batch: ``None`` (default): the test split is every window. A batch size ``b``: the test
             windows in batches of ``b`` with the last incomplete batch dropped, as the test loader of PatchTST's
             supervised code (and the Informer / Autoformer code it derives from, ``drop_last=True``, batch 128)
@@ -150,7 +151,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
     def __init__(self, path: str | None = None, context_length: int = 336, horizon: int = 96,
                  split: Literal["ett_hourly", "ett_15min", "ratio"] | None = None, channels: list[str] | None = None,
                  date_column: str = "date", batch_size: int = 32, num_workers: int = 0,
-                 test_drop_last_batch: int | None = None) -> None:
+                 test_drop_last_batch: int | None = None, drop_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()  # recorded with extracted features (vtrep.eval.feature_source)
         check_loader_args(batch_size, num_workers)
@@ -161,7 +162,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
             split = "ratio" if path is None else "ett_hourly"
         self.path, self.split, self.channels, self.date_column = resolve_data_path(path), split, channels, date_column
         self.context_length, self.horizon = context_length, horizon
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.drop_last = batch_size, num_workers, drop_last
         self.windows: dict[str, ForecastingWindows] = {}
         self.mean = self.std = None
 
@@ -174,7 +175,7 @@ class ForecastingDataModule(_LoaderMixin, L.LightningDataModule):
         self.num_channels = table.values.shape[1]
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.windows["train"], shuffle=True)
+        return self._loader(self.windows["train"], shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.windows["val"], shuffle=False)

@@ -18,11 +18,13 @@ from vtrep.benchmark import runner
 from vtrep.benchmark.ett import (
     DEFAULT_FORECAST_CONFIG,
     DEFAULT_PRETRAIN_CONFIG,
+    DEFAULT_SUPERVISED_CONFIG,
     benchmark_ett,
     best_checkpoint,
     changed_settings,
     forecast_run,
     reference_forecasting,
+    supervised_run,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,10 +160,40 @@ def test_forecast_commands_probe_then_finetune_from_the_probe():
         forecast_run("/d/a.csv", "a", 0, "f.yaml", 96, "zero_shot", "/p", 1, 1e-3, [])
 
 
+def test_supervised_run_trains_from_scratch():
+    run = supervised_run("/d/ETTh2.csv", "ETTh2", 1, "s.yaml", 720, 100, ["--x", "1"])
+    assert run.fit_args == ("--data.init_args.path", "/d/ETTh2.csv", "--data.init_args.horizon", "720",
+                            "--model.init_args.horizon", "720", "--trainer.max_epochs", "100", "--x", "1")
+    assert run.probe == {"horizon": 720, "mode": "supervised"} and run.seed == 1
+
+
+@pytest.mark.slow  # three vtrep processes
+def test_supervised_mode_pretrains_nothing_and_equals_fit_then_test_by_hand(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    write_csv(tmp_path / "data" / "Gen.csv")
+    results = benchmark_ett(str(tmp_path / "data"), str(tmp_path / "out"), datasets=["Gen"], horizons=[8], seeds=[0],
+                            modes=["supervised"], supervised_epochs=2, forecast_args=SMALL, progress=False,
+                            patchtst_test_batch=TEST_BATCH)
+    assert [(r["mode"], r["horizon"]) for r in results] == [("supervised", 8)]
+    assert sorted(p.name for p in (tmp_path / "out" / "Gen" / "seed_0").iterdir()) == ["h8_supervised"]
+    assert "--modes '[supervised]' --forecast_args" in (tmp_path / "out" / "summary.md").read_text()
+    assert " --supervised_epochs 2 " in (tmp_path / "out" / "summary.md").read_text()
+    by_hand = tmp_path / "by_hand"
+    vtrep("fit", "--config", str(DEFAULT_SUPERVISED_CONFIG), "--data.init_args.path", str(tmp_path / "data" / "Gen.csv"),
+          "--data.init_args.horizon", "8", "--model.init_args.horizon", "8", "--trainer.max_epochs", "2", *SMALL,
+          f"--trainer.default_root_dir={by_hand}", "--trainer.logger.init_args.save_dir", str(by_hand),
+          "--trainer.logger.init_args.version", "fit", "--trainer.enable_progress_bar", "false")
+    fit = by_hand / "patchtst64_supervised" / "fit"
+    vtrep("test", "--config", str(fit / "config.yaml"), "--ckpt_path", str(best(fit)),
+          "--trainer.logger.init_args.version", "test")
+    metrics = list(csv.DictReader((by_hand / "patchtst64_supervised" / "test" / "metrics.csv").open()))[-1]
+    assert float(metrics["test/mse"]) == pytest.approx(results[0]["mse"], rel=1e-6)
+
+
 def test_the_summary_command_names_every_setting_that_is_not_the_default():
     defaults = dict(pretrain_config=None, forecast_config=None, pretrain_epochs=10, probe_epochs=10,
                     finetune_epochs=10, probe_lr=1e-3, finetune_lr=1e-4, pretrain_args=None, forecast_args=[],
-                    patchtst_test_batch=128)
+                    patchtst_test_batch=128, supervised_config=None, supervised_epochs=100)
     assert changed_settings(defaults) == ""
     changed = {**defaults, "probe_epochs": 20, "finetune_lr": 5e-5, "forecast_args": ["--a", "1"]}
     assert changed_settings(changed) == " --probe_epochs 20 --finetune_lr 5e-05 --forecast_args '[--a,1]'"

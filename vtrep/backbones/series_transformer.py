@@ -36,12 +36,17 @@ def make_norm(kind: NormKind, dim: int) -> nn.Module:
 
 
 class SeriesTransformerBlock(nn.Module):
-    """Post-norm encoder layer as in PatchTST: ``x = norm(x + attn(x))``, ``x = norm(x + ffn(x))``."""
+    """Post-norm encoder layer as in PatchTST: ``x = norm(x + attn(x))``, ``x = norm(x + ffn(x))``.
+
+    With ``residual_attention`` the pre-softmax scores of the layer below are added to this layer's
+    (PatchTST's ``res_attention``); the layer returns its scores for the next one.
+    """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, norm: NormKind,
-                 attend: PatternAttention | None = None) -> None:
+                 attend: PatternAttention | None = None, residual_attention: bool = False) -> None:
         super().__init__()
         self.attend = attend or PatternAttention()
+        self.residual_attention = residual_attention
         if dim % num_heads:
             raise ValueError(f"d_model={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
@@ -52,21 +57,31 @@ class SeriesTransformerBlock(nn.Module):
         self.norm_attn, self.norm_ffn = make_norm(norm, dim), make_norm(norm, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (N, Np, D)`` → ``(N, Np, D)``."""
+    def forward(self, x: torch.Tensor, prev_scores: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x (N, Np, D)`` → ``(N, Np, D)`` and, with residual attention, the scores ``(N, heads, Np, Np)``."""
         n, length, dim = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        attn = self.attend(q, k, v).transpose(1, 2).reshape(n, length, dim)
-        x = self.norm_attn(x + self.dropout(self.proj(attn)))
-        return self.norm_ffn(x + self.dropout(self.ffn(x)))
+        scores = None
+        if self.residual_attention:
+            scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if prev_scores is not None:
+                scores = scores + prev_scores
+            attn = scores.softmax(dim=-1) @ v
+        else:
+            attn = self.attend(q, k, v)
+        x = self.norm_attn(x + self.dropout(self.proj(attn.transpose(1, 2).reshape(n, length, dim))))
+        return self.norm_ffn(x + self.dropout(self.ffn(x))), scores
 
 
 class PatchTSTEncoder(RecordsInitArgs, nn.Module):
     """Shared patch embedding, learnable positions and post-norm blocks, each channel on its own.
 
     Patches ``(B, C, Np, P)`` → tokens ``(B, C, Np, D)``. Channel independence: the ``C`` channels
-    are ``B·C`` separate sequences through the same weights. Deviation: PatchTST's default
-    residual attention (scores carried between layers) is not used; plain attention instead.
+    are ``B·C`` separate sequences through the same weights. PatchTST's residual attention (scores
+    carried between layers, its default) is an option, off by default (the self-supervised configs use
+    plain attention). Deviation: PatchTST applies dropout twice to the attention output (projection and
+    residual branch); here once.
 
     Args:
         context_length: series length ``T`` the encoder is built for (sets ``Np``).
@@ -82,6 +97,10 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
             for forecasting, ``causal=True``), or ``None`` for full attention.
         attention_backend: ``dense`` (reference), ``blocked`` (training on any device) or ``flex`` (GPU).
         attention_block_size: patches per block of the blocked / flex kernels.
+        pad_end: pad the series with ``stride`` copies of its last step before patching (PatchTST's supervised
+            ``padding_patch='end'``: 512 steps, patches of 16, stride 8 → 64 patches, "PatchTST/64").
+        residual_attention: add the layer below's attention scores before the softmax (PatchTST's
+            ``res_attention``); full attention only.
 
     ``config`` records these arguments (:mod:`vtrep.io.init_args`; the pattern as its own record).
     """
@@ -89,9 +108,13 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
     def __init__(self, context_length: int = 336, patch_length: int = 12, stride: int = 12, d_model: int = 128,
                  depth: int = 3, num_heads: int = 16, mlp_ratio: float = 4.0, dropout: float = 0.2,
                  norm: NormKind = "batch", attention_pattern: Pattern | None = None,
-                 attention_backend: Backend = "dense", attention_block_size: int | None = None) -> None:
+                 attention_backend: Backend = "dense", attention_block_size: int | None = None,
+                 pad_end: bool = False, residual_attention: bool = False) -> None:
         super().__init__()
-        patch_geometry(self, context_length, patch_length, stride)
+        patch_geometry(self, context_length, patch_length, stride, pad_end)
+        if residual_attention and attention_pattern is not None:
+            raise ValueError("residual_attention carries full score matrices between layers; it cannot be "
+                             f"combined with attention_pattern={type(attention_pattern).__name__}")
         for name, value in (("d_model", d_model), ("num_heads", num_heads)):
             positive_int(name, value)
         non_negative_int("depth", depth)
@@ -102,8 +125,8 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
         self.patch_embed = nn.Linear(patch_length, d_model)
         self.pos_embed = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm, attend)
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm, attend,
+                                                           residual_attention) for _ in range(depth))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Patches ``(B, C, Np, P)`` → tokens of the last block ``(B, C, Np, D)``."""
@@ -115,8 +138,9 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
         if (count, length) != (self.num_patches, self.patch_length):
             raise ValueError(f"expected {self.num_patches} patches of length {self.patch_length}, got {count} of {length}")
         x = self.dropout(self.patch_embed(patches.reshape(batch * channels, count, length)) + self.pos_embed)
-        layers = [x]
+        layers, scores = [x], None
         for block in self.blocks:
-            layers.append(block(layers[-1]))
+            x, scores = block(x, scores)
+            layers.append(x)
         return [layer.view(batch, channels, count, -1) for layer in layers]
 

@@ -9,11 +9,14 @@ Per dataset and seed, every step one process a user would run:
    (early stopping), then ``vtrep test --ckpt_path <that checkpoint>``: test MSE / MAE.
 3. per horizon, ``finetune``: the same from the probe's best checkpoint (its encoder and head), everything
    trained, then ``vtrep test`` of its best-validation checkpoint.
+4. per horizon, ``supervised`` (only when asked for; no pretraining): PatchTST/64 trained from scratch with its
+   own recipe (``configs/experiment/patchtst64_supervised.yaml``), then ``vtrep test`` of its best-validation
+   checkpoint — the model and training the published figures come from.
 
 Layout under ``output``::
 
     <dataset>/seed_<s>/pretrain/         fit/ (the run folder), fit.log, result.json
-    <dataset>/seed_<s>/h<H>_<mode>/      fit/, fit.log, test/ + test.log (every window),
+    <dataset>/seed_<s>/h<H>_<mode>/      (mode probe, finetune or supervised) fit/, fit.log, test/ + test.log (every window),
                                          test_patchtst_loader/ + test_patchtst_loader.log, result.json
     results.csv                          dataset, seed, horizon, mode, mse, mae, mse_patchtst_loader, ...
     summary.md                           mean ± std over seeds beside PatchTST/64
@@ -37,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -48,7 +52,9 @@ from vtrep.io.atomic_write import atomic_write
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
 DEFAULT_PRETRAIN_CONFIG = CONFIGS / "etth1_pretrain.yaml"
 DEFAULT_FORECAST_CONFIG = CONFIGS / "etth1_forecast.yaml"
-MODES = ("probe", "finetune")
+DEFAULT_SUPERVISED_CONFIG = CONFIGS / "patchtst64_supervised.yaml"
+MODES = ("probe", "finetune", "supervised")
+PRETRAINED_MODES = ("probe", "finetune")
 RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader", "mae_patchtst_loader"]
 PATCHTST_TEST_BATCH = 128  # PatchTST's ETT scripts: --batch_size 128, and its test loader drops the last short batch
 
@@ -74,8 +80,8 @@ def forecast_run(csv_path: str, dataset: str, seed: int, config: str, horizon: i
     ``start``: for ``probe`` the pretraining's exported encoder folder (frozen), for ``finetune`` the probe's
     best checkpoint (encoder and head start from it, as PatchTST fine-tunes from its linear probe).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    if mode not in PRETRAINED_MODES:
+        raise ValueError(f"mode must be one of {PRETRAINED_MODES}; got {mode!r}")
     args = ["--data.init_args.path", csv_path, "--data.init_args.horizon", str(horizon),
             "--model.init_args.horizon", str(horizon), "--model.init_args.encoder_checkpoint", start,
             "--model.init_args.freeze_encoder", "true" if mode == "probe" else "false",
@@ -83,6 +89,14 @@ def forecast_run(csv_path: str, dataset: str, seed: int, config: str, horizon: i
     if mode == "finetune":
         args += ["--model.init_args.head_checkpoint", start]
     return Run(dataset, seed, config, (*args, *extra), {"horizon": horizon, "mode": mode})
+
+
+def supervised_run(csv_path: str, dataset: str, seed: int, config: str, horizon: int, epochs: int,
+                   extra: list[str]) -> Run:
+    """The supervised ``vtrep fit`` of one horizon: the forecaster trained from scratch (no pretrained weights)."""
+    args = ("--data.init_args.path", csv_path, "--data.init_args.horizon", str(horizon), "--model.init_args.horizon",
+            str(horizon), "--trainer.max_epochs", str(epochs), *extra)
+    return Run(dataset, seed, config, args, {"horizon": horizon, "mode": "supervised"})
 
 
 def best_checkpoint(fit_folder: Path) -> Path:
@@ -225,12 +239,13 @@ def changed_settings(settings: dict) -> str:
     return "".join(words)
 
 
-def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None,
-                  forecast_config: str | None) -> tuple[str, str, Path]:
-    """The two configs (resolved) and the data folder, each checked before anything runs."""
+def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None, forecast_config: str | None,
+                  supervised_config: str | None) -> tuple[str, str, str, Path]:
+    """The three configs (resolved) and the data folder, each checked before anything runs."""
     configs = []
     for name, given, default in (("pretrain_config", pretrain_config, DEFAULT_PRETRAIN_CONFIG),
-                                 ("forecast_config", forecast_config, DEFAULT_FORECAST_CONFIG)):
+                                 ("forecast_config", forecast_config, DEFAULT_FORECAST_CONFIG),
+                                 ("supervised_config", supervised_config, DEFAULT_SUPERVISED_CONFIG)):
         path = Path(given) if given else default
         if not path.is_file():
             raise FileNotFoundError(f"{name}={str(path)!r} does not exist")
@@ -240,56 +255,93 @@ def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None,
     if missing:
         found = sorted(p.stem for p in root_path.glob("*.csv"))
         raise FileNotFoundError(f"datasets {missing} are not under {root} (<name>.csv); available: {found}")
-    return configs[0], configs[1], root_path
+    return configs[0], configs[1], configs[2], root_path
 
 
 def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], list[int], list[str]]:
     datasets = ["ETTh1", "ETTh2"] if datasets is None else list(datasets)
     horizons = [96, 192, 336, 720] if horizons is None else [int(h) for h in horizons]
     seeds = [0, 1, 2] if seeds is None else [int(s) for s in seeds]
-    modes = list(MODES) if modes is None else list(modes)
+    modes = list(PRETRAINED_MODES) if modes is None else list(modes)
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
         raise ValueError(f"modes must be among {list(MODES)}; got {modes}")
     return datasets, horizons, seeds, modes
 
 
-def _run_steps(out: Path, root_path: Path, datasets, seeds, horizons, modes, pretrain_cfg: str, forecast_cfg: str,
-               epochs: tuple[int, int, int], lrs: tuple[float, float], pretrain_args: list[str],
-               forecast_args: list[str], progress: bool, test_batch: int = PATCHTST_TEST_BATCH) -> list[dict]:
-    """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class Plan:
+    """What each step of the suite runs: configs, epochs, learning rates and extra ``vtrep fit`` arguments."""
 
+    pretrain_config: str
+    forecast_config: str
+    supervised_config: str
+    epochs: dict[str, int]  # pretrain, probe, finetune, supervised
+    lrs: dict[str, float]  # probe, finetune
+    pretrain_args: list[str]
+    forecast_args: list[str]
+    test_batch: int = PATCHTST_TEST_BATCH
+
+
+def _pretrained_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: int, horizons, stages: list[str],
+                      report) -> None:
+    """Pretraining, then per horizon the probe and (when asked for) fine-tuning from it."""
+    base = out / dataset / f"seed_{seed}"
+    run = pretrain_run(csv_path, dataset, seed, plan.pretrain_config, plan.epochs["pretrain"], plan.pretrain_args)
+    encoder = run_one(run, out, no_probe, base / "pretrain")["encoder"]
+    report(None)
+    for horizon in horizons:
+        start = encoder
+        for mode in stages:
+            run = forecast_run(csv_path, dataset, seed, plan.forecast_config, horizon, mode, start, plan.epochs[mode],
+                               plan.lrs[mode], plan.forecast_args)
+            folder = base / f"h{horizon}_{mode}"
+            result = run_one(run, out, partial(forecast_test, batch=plan.test_batch), folder)
+            result = with_patchtst_loader(result, folder, plan.test_batch)
+            start = result["best_checkpoint"]
+            report(result)
+
+
+def _supervised_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: int, horizons, report) -> None:
+    for horizon in horizons:
+        run = supervised_run(csv_path, dataset, seed, plan.supervised_config, horizon, plan.epochs["supervised"],
+                             plan.forecast_args)
+        report(run_one(run, out, partial(forecast_test, batch=plan.test_batch),
+                       out / dataset / f"seed_{seed}" / f"h{horizon}_supervised"))
+
+
+class _Report:
+    """Counts finished steps on the progress bar; keeps the asked-for results and rewrites ``results.csv``."""
+
+    def __init__(self, out: Path, modes: list[str], total: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.out, self.modes, self.results = out, modes, []
+        self.bar = tqdm(total=total, desc=f"benchmark {out.name}", unit="step", disable=not progress, file=sys.stderr)
+
+    def __call__(self, result: dict | None) -> None:
+        self.bar.update()
+        if result is not None and result["mode"] in self.modes:
+            self.results.append(result)
+            write_results_csv(self.out / "results.csv", self.results, RESULT_COLUMNS)
+
+
+def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons, modes, progress: bool) -> list[dict]:
+    """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
     out.mkdir(parents=True, exist_ok=True)
-    stages = ["probe"] + (["finetune"] if "finetune" in modes else [])
-    total = len(datasets) * len(seeds) * (1 + len(horizons) * len(stages))
-    bar = tqdm(total=total, desc=f"benchmark {out.name}", unit="step", disable=not progress, file=sys.stderr)
-    results: list[dict] = []
+    stages = ["probe"] + (["finetune"] if "finetune" in modes else []) if set(modes) & set(PRETRAINED_MODES) else []
+    per_seed = (1 + len(stages) * len(horizons) if stages else 0) + (len(horizons) if "supervised" in modes else 0)
+    report = _Report(out, modes, len(datasets) * len(seeds) * per_seed, progress)
     for dataset in datasets:
         csv_path = str(root_path / f"{dataset}.csv")
         for seed in seeds:
-            base = out / dataset / f"seed_{seed}"
-            bar.set_postfix_str(f"{dataset} seed {seed} pretrain")
-            run = pretrain_run(csv_path, dataset, seed, pretrain_cfg, epochs[0], pretrain_args)
-            encoder = run_one(run, out, no_probe, base / "pretrain")["encoder"]
-            bar.update()
-            for horizon in horizons:
-                start = encoder
-                for mode in stages:
-                    bar.set_postfix_str(f"{dataset} seed {seed} H={horizon} {mode}")
-                    stage_epochs, lr = (epochs[1], lrs[0]) if mode == "probe" else (epochs[2], lrs[1])
-                    run = forecast_run(csv_path, dataset, seed, forecast_cfg, horizon, mode, start, stage_epochs, lr,
-                                       forecast_args)
-                    folder = base / f"h{horizon}_{mode}"
-                    result = run_one(run, out, partial(forecast_test, batch=test_batch), folder)
-                    result = with_patchtst_loader(result, folder, test_batch)
-                    start = result["best_checkpoint"]
-                    bar.update()
-                    if mode in modes:
-                        results.append(result)
-                        write_results_csv(out / "results.csv", results, RESULT_COLUMNS)
-    bar.close()
-    return results
+            report.bar.set_postfix_str(f"{dataset} seed {seed}")
+            if stages:
+                _pretrained_steps(plan, out, csv_path, dataset, seed, horizons, stages, report)
+            if "supervised" in modes:
+                _supervised_steps(plan, out, csv_path, dataset, seed, horizons, report)
+    report.bar.close()
+    return report.results
 
 
 def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, horizons: list[int] | None = None,
@@ -297,8 +349,10 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
                   forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 10,
                   finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
                   pretrain_args: list[str] | None = None, forecast_args: list[str] | None = None,
-                  progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH) -> list[dict]:
-    """Pretrain, probe and fine-tune per (dataset, seed, horizon); write ``results.csv`` and ``summary.md``.
+                  progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH,
+                  supervised_config: str | None = None, supervised_epochs: int = 100) -> list[dict]:
+    """Pretrain, probe and fine-tune (and / or train supervised) per (dataset, seed, horizon); write ``results.csv``
+    and ``summary.md``.
 
     Args:
         root: the folder holding ``<dataset>.csv`` (ETT layout: a date column, then one column per channel).
@@ -306,8 +360,9 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         datasets: CSV names under ``root`` without ``.csv`` (default ETTh1, ETTh2).
         horizons: forecast horizons (default 96, 192, 336, 720).
         seeds: the seeds of each dataset's runs (default 0, 1, 2).
-        modes: ``probe`` (frozen encoder, linear head) and / or ``finetune`` (from the probe; needs the probe,
-            which is then run and kept but not reported unless asked for). Default both.
+        modes: ``probe`` (frozen encoder, linear head), ``finetune`` (from the probe; needs the probe, which is
+            then run and kept but not reported unless asked for) and ``supervised`` (PatchTST/64's own supervised
+            training from scratch, no pretraining). Default probe and finetune.
         pretrain_config: the pretraining ``vtrep fit`` config (default ``configs/experiment/etth1_pretrain.yaml``).
         forecast_config: the forecasting config (default ``configs/experiment/etth1_forecast.yaml``); it must keep
             the best ``val/mse`` checkpoint (``ModelCheckpoint(monitor=val/mse, save_top_k=1)``).
@@ -315,24 +370,27 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
             of the forecast config may end the last two sooner).
         probe_lr, finetune_lr: ``--model.init_args.lr`` of the probe and the fine-tuning.
         pretrain_args, forecast_args: further ``vtrep fit`` arguments of the pretraining / forecasting fits
-            (e.g. ``--data.init_args.batch_size 32``).
+            (probe, fine-tuning and supervised; e.g. ``--data.init_args.batch_size 32``).
         progress: show a progress bar over the steps.
         patchtst_test_batch: the batch of the second test, PatchTST's loader (128, its ETT scripts' batch size).
+        supervised_config: the supervised config (default ``configs/experiment/patchtst64_supervised.yaml``).
+        supervised_epochs: its ``--trainer.max_epochs`` (PatchTST: 100, no early stopping).
     """
     datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
     positive_int("patchtst_test_batch", patchtst_test_batch)
-    pretrain_cfg, forecast_cfg, root_path = _check_inputs(root, datasets, pretrain_config, forecast_config)
-    out = Path(output)
-    results = _run_steps(out, root_path, datasets, seeds, horizons, modes, pretrain_cfg, forecast_cfg,
-                         (pretrain_epochs, probe_epochs, finetune_epochs), (probe_lr, finetune_lr),
-                         list(pretrain_args or []), list(forecast_args or []), progress, patchtst_test_batch)
+    configs = _check_inputs(root, datasets, pretrain_config, forecast_config, supervised_config)
+    plan = Plan(*configs[:3], {"pretrain": pretrain_epochs, "probe": probe_epochs, "finetune": finetune_epochs,
+                               "supervised": supervised_epochs}, {"probe": probe_lr, "finetune": finetune_lr},
+                list(pretrain_args or []), list(forecast_args or []), patchtst_test_batch)
+    results = _run_steps(plan, Path(output), configs[3], datasets, seeds, horizons, modes, progress)
     settings = dict(pretrain_config=pretrain_config, forecast_config=forecast_config, pretrain_epochs=pretrain_epochs,
                     probe_epochs=probe_epochs, finetune_epochs=finetune_epochs, probe_lr=probe_lr,
                     finetune_lr=finetune_lr, pretrain_args=pretrain_args, forecast_args=forecast_args,
-                    patchtst_test_batch=patchtst_test_batch)
+                    patchtst_test_batch=patchtst_test_batch, supervised_config=supervised_config,
+                    supervised_epochs=supervised_epochs)
     command = (f"vtrep benchmark ett --root {root} --datasets {cli_list(datasets)} --horizons {cli_list(horizons)} "
                f"--seeds {cli_list(seeds)} --modes {cli_list(modes)}{changed_settings(settings)} --output {output}")
     text = summary_markdown(results, command)
-    atomic_write(out / "summary.md", lambda p: p.write_text(text))
+    atomic_write(Path(output) / "summary.md", lambda p: p.write_text(text))
     print(text)
     return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from vtrep.layers.revin import RevIN
 
@@ -14,12 +15,17 @@ def num_series_patches(length: int, patch_length: int, stride: int) -> int:
     return (max(length, patch_length) - patch_length) // stride + 1
 
 
-def patch_geometry(module, context_length: int, patch_length: int, stride: int) -> None:
-    """Set ``context_length``, ``patch_length``, ``stride`` and ``num_patches`` on a series encoder."""
+def patch_geometry(module, context_length: int, patch_length: int, stride: int, pad_end: bool = False) -> None:
+    """Set ``context_length``, ``patch_length``, ``stride``, ``pad_end`` and ``num_patches`` on a series encoder.
+
+    ``pad_end``: the series is padded with ``stride`` copies of its last step before patching (PatchTST's
+    ``padding_patch='end'``), one patch more.
+    """
     if context_length < patch_length:
         raise ValueError(f"context_length={context_length} is shorter than patch_length={patch_length}")
     module.context_length, module.patch_length, module.stride = context_length, patch_length, stride
-    module.num_patches = num_series_patches(context_length, patch_length, stride)
+    module.pad_end = pad_end
+    module.num_patches = num_series_patches(context_length + (stride if pad_end else 0), patch_length, stride)
 
 
 def patchify_series(x: torch.Tensor, patch_length: int, stride: int) -> torch.Tensor:
@@ -40,7 +46,8 @@ def encoder_patches(x: torch.Tensor, encoder, revin: RevIN | None, name: str = "
     """The input stage shared by series tasks and feature extraction: ``x (B, C, T)`` → ``(B, C, Np, P)``.
 
     Checks ``x`` against the encoder's ``context_length`` and for NaN (variable-length padding) or inf,
-    normalises it with ``revin`` when given, and patches it with the encoder's patch length and stride.
+    normalises it with ``revin`` when given, pads its end when the encoder does (``pad_end``), and patches it
+    with the encoder's patch length and stride.
     """
     if x.ndim != 3 or x.shape[-1] != encoder.context_length:
         raise ValueError(f"expected {name} (B, C, {encoder.context_length}), got {tuple(x.shape)}")
@@ -50,4 +57,6 @@ def encoder_patches(x: torch.Tensor, encoder, revin: RevIN | None, name: str = "
         raise ValueError(f"{name} contain inf; series must be finite (the loaders reject inf in files)")
     if revin is not None:
         x = revin.normalise(x)
+    if getattr(encoder, "pad_end", False):
+        x = F.pad(x, (0, encoder.stride), mode="replicate")
     return patchify_series(x, encoder.patch_length, encoder.stride)

@@ -39,3 +39,20 @@ class WarmupCosine:
         decay_steps = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / decay_steps)
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class PatchTSTEpochDecay:
+    """Per-epoch multiplier of PatchTST's supervised runs (``lradj='type3'``), as its code applies it.
+
+    Epoch 0 trains at ``1/25`` of the rate: PatchTST builds a ``OneCycleLR`` (``div_factor`` 25) whose
+    construction sets that rate, and with ``type3`` it is never stepped; the first end-of-epoch adjustment then
+    sets the full rate. Epochs 1 and 2 train at the full rate, epoch ``e ≥ 3`` at ``0.9^(e − 3)`` of it.
+    """
+
+    def __init__(self, first_epoch_ratio: float = 1 / 25, decay: float = 0.9, flat_epochs: int = 3) -> None:
+        self.first_epoch_ratio, self.decay, self.flat_epochs = first_epoch_ratio, decay, flat_epochs
+
+    def __call__(self, epoch: int) -> float:
+        if epoch == 0:
+            return self.first_epoch_ratio
+        return 1.0 if epoch < self.flat_epochs else self.decay ** (epoch - self.flat_epochs)

@@ -10,6 +10,7 @@ standardised scale, as the ETT literature reports them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from vtrep.backbones.series_transformer import PatchTSTEncoder
 from vtrep.checks import fraction, positive_int
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
-from vtrep.optim import adamw_warmup_cosine
+from vtrep.optim import adamw_patchtst_epochs, adamw_warmup_cosine
 from vtrep.tasks.base import PretrainTask
 from vtrep.tasks.series_mae import check_optimiser_args
 
@@ -55,7 +56,9 @@ class SeriesForecastTask(PretrainTask):
         head_dropout: dropout before the linear head.
         lr: peak learning rate.
         weight_decay: AdamW weight decay.
-        warmup_fraction: fraction of steps in linear warmup.
+        warmup_fraction: fraction of steps in linear warmup (``warmup_cosine`` only).
+        schedule: ``warmup_cosine`` (per step, vtrep's default) or ``patchtst_epochs`` (PatchTST's supervised
+            ``lradj='type3'`` per-epoch decay, :class:`~vtrep.optim.PatchTSTEpochDecay`; the PatchTST/64 recipe).
         export_encoder: at the end of ``fit``, also save the (fine-tuned) encoder under the run folder; off by
             default, as a forecaster's product is its forecasts and checkpoint.
     """
@@ -64,11 +67,14 @@ class SeriesForecastTask(PretrainTask):
                  encoder_checkpoint: str | None = None, freeze_encoder: bool = False, revin: bool = True,
                  head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
                  warmup_fraction: float = 0.1, export_encoder: bool = False,
-                 head_checkpoint: str | None = None) -> None:
+                 head_checkpoint: str | None = None,
+                 schedule: Literal["warmup_cosine", "patchtst_epochs"] = "warmup_cosine") -> None:
         super().__init__(export=export_encoder)
         positive_int("horizon", horizon)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
         fraction("head_dropout", head_dropout)
+        if schedule not in ("warmup_cosine", "patchtst_epochs"):
+            raise ValueError(f"schedule must be 'warmup_cosine' or 'patchtst_epochs', got {schedule!r}")
         self.save_hyperparameters(ignore=["encoder"])
         self.encoder = encoder
         if encoder_checkpoint is not None:
@@ -122,4 +128,6 @@ class SeriesForecastTask(PretrainTask):
 
     def configure_optimizers(self):
         hp = self.hparams
+        if hp.get("schedule", "warmup_cosine") == "patchtst_epochs":
+            return adamw_patchtst_epochs(self, hp.lr, hp.weight_decay)
         return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
