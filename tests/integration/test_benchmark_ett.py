@@ -76,9 +76,11 @@ def test_suite_equals_the_commands_by_hand(suite, tmp_path):
                                                                                      ("Gen", 0, 8, "finetune")]
     rows = list(csv.DictReader((base / "out" / "results.csv").open()))
     assert list(rows[0]) == ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader",
-                             "mae_patchtst_loader"]
+                             "mae_patchtst_loader", "best_epoch"]
+    assert rows[1]["best_epoch"] == str(results[1]["best_epoch"]) and int(rows[1]["best_epoch"]) in (0, 1)
     summary = (base / "out" / "summary.md").read_text()
     assert "| Gen | 8 | finetune | 1 |" in summary
+    assert summary.splitlines()[5].endswith(f" | {results[1]['best_epoch']} |")  # the tested epoch of each seed
     assert " --pretrain_epochs 2 --probe_epochs 2 --finetune_epochs 2 --pretrain_args '[" in summary.splitlines()[0]
     data = str(base / "data" / "Gen.csv")
     run = [f"--trainer.default_root_dir={tmp_path}", "--trainer.logger.init_args.save_dir", str(tmp_path),

@@ -55,7 +55,8 @@ DEFAULT_FORECAST_CONFIG = CONFIGS / "etth1_forecast.yaml"
 DEFAULT_SUPERVISED_CONFIG = CONFIGS / "patchtst64_supervised.yaml"
 MODES = ("probe", "finetune", "supervised")
 PRETRAINED_MODES = ("probe", "finetune")
-RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader", "mae_patchtst_loader"]
+RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader", "mae_patchtst_loader",
+                  "best_epoch"]
 PATCHTST_TEST_BATCH = 128  # PatchTST's ETT scripts: --batch_size 128, and its test loader drops the last short batch
 
 
@@ -205,20 +206,22 @@ def summary_markdown(results: list[dict], command: str) -> str:
     for r in results:
         groups.setdefault((r["dataset"], int(r["horizon"]), r["mode"]), []).append(r)
     header = ("| dataset | horizon | mode | seeds | vtrep MSE | vtrep MAE | PatchTST/64 MSE | PatchTST/64 MAE "
-              "| vtrep MSE, PatchTST's loader | vtrep MAE, PatchTST's loader |")
-    lines = [f"`{command}`", "", header, "| --- " * 10 + "|"]
+              "| vtrep MSE, PatchTST's loader | vtrep MAE, PatchTST's loader | tested epochs |")
+    lines = [f"`{command}`", "", header, "| --- " * 11 + "|"]
     for (dataset, horizon, mode), rows in groups.items():
         cells = [_mean_std(rows, metric) for metric in ("mse", "mae")]
         ref = refs.get((dataset, horizon))
         published = [f"{v:.3f}" for v in ref] if ref else ["—", "—"]
         loader = [_mean_std(rows, metric) for metric in ("mse_patchtst_loader", "mae_patchtst_loader")]
-        lines.append(f"| {dataset} | {horizon} | {mode} | {len(rows)} | " + " | ".join(cells + published + loader)
-                     + " |")
+        epochs = ", ".join(str(r.get("best_epoch", "—")) for r in rows)
+        lines.append(f"| {dataset} | {horizon} | {mode} | {len(rows)} | "
+                     + " | ".join(cells + published + loader + [epochs]) + " |")
     seconds = sum(float(r.get("fit_seconds", 0)) + float(r.get("probe_seconds", 0)) for r in results)
     lines += ["", f"{len(results)} forecasting runs, {seconds / 60:.1f} min of forecasting fit + test on this machine "
               "(pretraining not included). vtrep MSE / MAE: every test window. PatchTST's loader: the same "
               f"checkpoints tested in batches of {PATCHTST_TEST_BATCH} with the last incomplete batch dropped, as "
-              "PatchTST's supervised code tests (— where a step predates that test). Published: " + source]
+              "PatchTST's supervised code tests (— where a step predates that test). Tested epochs: the "
+              "lowest-validation epoch of each seed's fit (0-based). Published: " + source]
     return "\n".join(lines) + "\n"
 
 
