@@ -58,7 +58,7 @@ def readme_commands() -> list[str]:
 def uses_shared_data(command: str) -> bool:
     if "--data.root" in command:  # a shipped config pointed at other data ("Your own data")
         return False
-    return any(word in command for word in ("fight_surv", "ucr.yaml", "etth1"))
+    return any(word in command for word in ("fight_surv", "ucr.yaml", "etth1", "ETT-small"))
 
 
 def own_clips(scratch: Path) -> None:
