@@ -162,6 +162,17 @@ def test_forecast_commands_probe_then_finetune_from_the_probe():
         forecast_run("/d/a.csv", "a", 0, "f.yaml", 96, "zero_shot", "/p", 1, 1e-3, [])
 
 
+def test_summary_gives_one_seed_without_a_spread():
+    from vtrep.benchmark.ett import summary_markdown
+
+    row = {"dataset": "ETTh1", "horizon": 720, "mode": "supervised", "mse": 0.4706, "mae": 0.4831,
+           "mse_patchtst_loader": 0.4626, "mae_patchtst_loader": 0.4778, "best_epoch": 2}
+    one = summary_markdown([row], "cmd").splitlines()[4]
+    assert one == ("| ETTh1 | 720 | supervised | 1 | 0.471 | 0.483 | 0.447 | 0.468 | 0.463 | 0.478 | 2 |")
+    two = summary_markdown([row, {**row, "mse": 0.4806, "best_epoch": 3}], "cmd").splitlines()[4]
+    assert "| 2 | 0.476 ± 0.007 | 0.483 ± 0.000 |" in two and two.endswith("| 2, 3 |")
+
+
 def test_supervised_run_trains_from_scratch():
     run = supervised_run("/d/ETTh2.csv", "ETTh2", 1, "s.yaml", 720, 100, ["--x", "1"])
     assert run.fit_args == ("--data.init_args.path", "/d/ETTh2.csv", "--data.init_args.horizon", "720",

@@ -191,12 +191,14 @@ def no_probe(run: Run, fit_folder: Path) -> dict:
 
 
 def _mean_std(rows: list[dict], metric: str) -> str:
-    """``mean ± std`` over the rows that have ``metric`` (``—`` when none has it)."""
+    """``mean ± std`` over the rows that have ``metric`` (``—`` when none has it; one value alone, no spread)."""
     values = [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]
     if not values:
         return "—"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {std:.3f}" + (f" ({len(values)})" if len(values) != len(rows) else "")
+    count = f" ({len(values)})" if len(values) != len(rows) else ""
+    if len(values) == 1:
+        return f"{values[0]:.3f}{count}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}{count}"
 
 
 def summary_markdown(results: list[dict], command: str) -> str:
