@@ -195,10 +195,8 @@ def _mean_std(rows: list[dict], metric: str) -> str:
     values = [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]
     if not values:
         return "—"
-    count = f" ({len(values)})" if len(values) != len(rows) else ""
-    if len(values) == 1:
-        return f"{values[0]:.3f}{count}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}{count}"
+    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.3f}{spread}" + (f" ({len(values)})" if len(values) != len(rows) else "")
 
 
 def summary_markdown(results: list[dict], command: str) -> str:
