@@ -332,7 +332,7 @@ class _Report:
 def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons, modes, progress: bool) -> list[dict]:
     """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
     out.mkdir(parents=True, exist_ok=True)
-    stages = ["probe"] + (["finetune"] if "finetune" in modes else []) if set(modes) & set(PRETRAINED_MODES) else []
+    stages = ["probe", "finetune"] if "finetune" in modes else ["probe"] if "probe" in modes else []
     per_seed = (1 + len(stages) * len(horizons) if stages else 0) + (len(horizons) if "supervised" in modes else 0)
     report = _Report(out, modes, len(datasets) * len(seeds) * per_seed, progress)
     for dataset in datasets:

@@ -128,6 +128,6 @@ class SeriesForecastTask(PretrainTask):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.get("schedule", "warmup_cosine") == "patchtst_epochs":
+        if hp.schedule == "patchtst_epochs":
             return adamw_patchtst_epochs(self, hp.lr, hp.weight_decay)
         return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
