@@ -12,6 +12,18 @@ import math
 from typing import Any
 
 
+class UserError(Exception):
+    """An error whose message is all a user needs: the value, file or run at fault and why.
+
+    The ``vtrep`` command prints it as one ``error:`` line instead of a traceback (``VTREP_DEBUG=1`` keeps the
+    traceback). It is never raised alone but mixed into a built-in type, so ``except ValueError`` still works.
+    """
+
+
+class UsageError(UserError, ValueError):
+    """A value or file a user gave is refused: a command's or constructor's argument, a data file's content."""
+
+
 def _is_number(value: Any) -> bool:
     # bools are ints to Python, but `dropout: true` in a YAML file is a mistake, not 1
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -24,28 +36,28 @@ def _is_int(value: Any) -> bool:
 def positive_int(name: str, value: Any) -> None:
     """``value`` is an integer >= 1."""
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
 
 
 def non_negative_int(name: str, value: Any) -> None:
     """``value`` is an integer >= 0."""
     if not _is_int(value) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        raise UsageError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 def positive(name: str, value: Any) -> None:
     """``value`` is a finite number > 0."""
     if not _is_number(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise UsageError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def non_negative(name: str, value: Any) -> None:
     """``value`` is a finite number >= 0."""
     if not _is_number(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise UsageError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def fraction(name: str, value: Any, include_one: bool = False) -> None:
     """``value`` is in ``[0, 1)`` (or ``[0, 1]`` with ``include_one``): dropout rates, warmup fractions."""
     if not _is_number(value) or value < 0 or value > 1 or (value == 1 and not include_one):
-        raise ValueError(f"{name} must be in [0, 1{']' if include_one else ')'}, got {value!r}")
+        raise UsageError(f"{name} must be in [0, 1{']' if include_one else ')'}, got {value!r}")

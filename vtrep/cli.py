@@ -75,28 +75,33 @@ def quiet_library_notices() -> None:
             logger.addFilter(_drop_library_tips)
 
 
-def _missing_path(error: BaseException) -> OSError | None:
-    """The missing file or folder behind ``error``: jsonargparse wraps a datamodule's own error in a
-    "Does not validate against any of the Union subtypes" dump, so the whole cause chain is searched."""
+def _user_facing(error: BaseException) -> BaseException | None:
+    """The error behind ``error`` whose message is all a user needs, or ``None``: a path that is missing or
+    already taken (the message names it), or a :class:`~vtrep.checks.UserError` (a refused value, a failed
+    suite run). jsonargparse wraps a constructor's own error in a "Does not validate against any of the Union
+    subtypes" dump, so the whole cause chain is searched."""
+    from vtrep.checks import UserError
+
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+        if isinstance(error, (FileNotFoundError, NotADirectoryError, FileExistsError, UserError)):
             return error
         error = error.__cause__ or error.__context__
     return None
 
 
 @contextlib.contextmanager
-def explain_missing_paths(command: str):
-    """A missing data folder, checkpoint or encoder: one line naming it, not a traceback (VTREP_DEBUG=1 keeps it)."""
+def explain_user_errors(command: str):
+    """A missing data folder, a refused value, a failed suite run: one line naming it, not a traceback
+    (VTREP_DEBUG=1 keeps the traceback). Any other error is a fault of vtrep's and keeps its traceback."""
     try:
         yield
     except Exception as error:  # noqa: BLE001 - anything else is re-raised untouched
-        missing = _missing_path(error)
-        if missing is None or os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False"):
+        cause = _user_facing(error)
+        if cause is None or os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False"):
             raise
-        sys.stderr.write(f"vtrep {command}: error: {missing}\n(VTREP_DEBUG=1 shows the full error)\n")
+        sys.stderr.write(f"vtrep {command}: error: {cause}\n(VTREP_DEBUG=1 shows the full error)\n")
         sys.exit(2)
 
 
@@ -128,8 +133,8 @@ def main(args: list[str] | None = None) -> None:
     quiet_library_notices()
     from vtrep.callbacks import explain_worker_failures
 
-    # a data worker killed for memory says so, whichever command ran; so does a missing path
-    with explain_missing_paths(argv[0]), explain_worker_failures():
+    # a data worker killed for memory says so, whichever command ran; so does a missing path or a refused value
+    with explain_user_errors(argv[0]), explain_worker_failures():
         if argv[0] in EXTRA_COMMANDS:
             _run_extra(argv[0], argv[1:])
             return

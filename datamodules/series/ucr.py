@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vtrep.checks import UsageError
+
 NON_NORMALISED_UCR = frozenset({
     "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ", "BME", "Chinatown", "Crop",
     "EOGHorizontalSignal", "EOGVerticalSignal", "Fungi", "GestureMidAirD1", "GestureMidAirD2", "GestureMidAirD3",
@@ -48,7 +50,7 @@ NON_NORMALISED_UCR = frozenset({
 })
 
 
-class SeriesFileError(ValueError):
+class SeriesFileError(UsageError):
     """A series file that cannot be read as the archive layout says; the message names file and problem."""
 
 

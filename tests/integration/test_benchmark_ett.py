@@ -20,12 +20,12 @@ from vtrep.benchmark.ett import (
     DEFAULT_PRETRAIN_CONFIG,
     DEFAULT_SUPERVISED_CONFIG,
     benchmark_ett,
-    best_checkpoint,
     changed_settings,
     forecast_run,
     reference_forecasting,
     supervised_run,
 )
+from vtrep.benchmark.forecast_scoring import best_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--model.init_args.encoder.init_args.context_length", "48", "--model.init_args.encoder.init_args.d_model",
@@ -178,6 +178,32 @@ def test_supervised_run_trains_from_scratch():
     assert run.fit_args == ("--data.init_args.path", "/d/ETTh2.csv", "--data.init_args.horizon", "720",
                             "--model.init_args.horizon", "720", "--trainer.max_epochs", "100", "--x", "1")
     assert run.probe == {"horizon": 720, "mode": "supervised"} and run.seed == 1
+
+
+def test_the_progress_bar_names_each_step_as_it_starts(tmp_path, monkeypatch):
+    from vtrep.benchmark import ett
+
+    steps = []
+
+    class Recorder:
+        def starting(self, step):
+            steps.append(step)
+
+        def __call__(self, result):
+            steps.append("done")
+
+    def finished(run, out, probe, folder=None):
+        return {"encoder": "e", "best_checkpoint": "c", "mse_patchtst_loader": 0.0}
+
+    monkeypatch.setattr(ett, "run_one", finished)
+    plan = ett.Plan("p.yaml", "f.yaml", "s.yaml", dict.fromkeys(["pretrain", "probe", "finetune", "supervised"], 1),
+                    {"probe": 1e-3, "finetune": 1e-4}, [], [])
+    ett._pretrained_steps(plan, tmp_path, "/d/ETTh2.csv", "ETTh2", 1, [96, 720], ["probe", "finetune"], Recorder())
+    ett._supervised_steps(plan, tmp_path, "/d/ETTh2.csv", "ETTh2", 1, [720], Recorder())
+    assert [s for s in steps if s != "done"] == [
+        "ETTh2 seed 1 pretrain", "ETTh2 seed 1 h96 probe", "ETTh2 seed 1 h96 finetune", "ETTh2 seed 1 h720 probe",
+        "ETTh2 seed 1 h720 finetune", "ETTh2 seed 1 h720 supervised"]
+    assert steps[1] == "done"  # named before it runs, counted after
 
 
 @pytest.mark.slow  # three vtrep processes

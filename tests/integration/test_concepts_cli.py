@@ -78,7 +78,8 @@ def test_random_init_extraction_is_recorded_and_differs(features):
     assert not torch.equal(load_features(trained)[0], load_features(random)[0])
 
 
-def test_concepts_command_writes_metrics_and_the_control_beside_them(features, tmp_path, capsys):
+def test_concepts_command_writes_metrics_and_the_control_beside_them(features, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
     trained, random = features
     saes = [_fit_in_process(root, tmp_path / f"fit_{root.name}") for root in (trained, random)]
     out = tmp_path / "concepts"
@@ -93,8 +94,10 @@ def test_concepts_command_writes_metrics_and_the_control_beside_them(features, t
     assert len(re.findall(r"<tr data-candidate=", (out / "latents.html").read_text())) == live
     assert (out / "summary.png").stat().st_size > 10_000
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    with pytest.raises(FileExistsError, match="finished run"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
         main(["concepts", "--sae", str(saes[0]), "--features", str(trained), "--output", str(out)])
+    assert refused.value.code == 2 and f"vtrep concepts: error: {out} already holds a finished run" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     _report_with_metrics(saes, trained, out, tmp_path)
 

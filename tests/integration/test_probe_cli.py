@@ -85,6 +85,10 @@ def test_k_fold_probe_uses_every_clip_once_as_test(tmp_path, monkeypatch, capsys
     folds = stratified_folds(labels, 5, seed=0)
     for fold in range(5):  # every fold holds one clip of each class
         assert sorted(labels[torch.from_numpy(folds == fold)].tolist()) == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="folds=5 needs at least 5 clips of every class; the smallest class has 3"):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as refused:  # a user's mistake: one line, no traceback
         main(["probe", "--encoder", str(tmp_path / "encoder"), "--data", "datamodules.SyntheticVideoDataModule",
               "--data.init_args.num_per_class", "3", "--folds", "5", "--compare_random", "false"])
+    assert refused.value.code == 2
+    assert ("vtrep probe: error: folds=5 needs at least 5 clips of every class; the smallest class has 3"
+            in capsys.readouterr().err)

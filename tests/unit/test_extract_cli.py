@@ -54,13 +54,17 @@ def test_video_extraction_writes_every_token_with_its_clip_and_traces_back_to_th
         assert (meta[meta[:, 0] == clip, 4] == int(label)).all()
 
 
-def test_extraction_refuses_an_existing_feature_folder_and_keeps_it(tmp_path, video_encoder):
+def test_extraction_refuses_an_existing_feature_folder_and_keeps_it(tmp_path, video_encoder, capsys, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
     _, encoder_dir = video_encoder
     out = tmp_path / "features"
     main(video_args(tmp_path, encoder_dir, out))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(FileExistsError, match="already holds features"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
         main(video_args(tmp_path, encoder_dir, out))
+    assert refused.value.code == 2
+    assert f"vtrep extract: error: {out} already holds features" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

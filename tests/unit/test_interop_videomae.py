@@ -333,7 +333,8 @@ def test_full_size_parity(sizes, preset):
     assert all(torch.equal(state[k], v) for k, v in hf.state_dict().items())
 
 
-def test_import_command_writes_an_encoder_folder_that_vtrep_loads(tmp_path):
+def test_import_command_writes_an_encoder_folder_that_vtrep_loads(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
     from vtrep.cli import main
     from vtrep.io.pretrained import from_pretrained
 
@@ -347,5 +348,6 @@ def test_import_command_writes_an_encoder_folder_that_vtrep_loads(tmp_path):
     assert max_diff(encoder.forward_features(video), expected) <= TOL
     assert (tmp_path / "imported" / "decoder.safetensors").is_file()
     assert "preset" in (tmp_path / "imported" / "conversion_report.txt").read_text()
-    with pytest.raises(FileExistsError, match="new folder"):
+    with pytest.raises(SystemExit) as refused:  # one error line, the folder untouched
         main(["import-videomae", "--source", str(tmp_path / "hf"), "--output", str(tmp_path / "imported")])
+    assert refused.value.code == 2 and "import into a new folder" in capsys.readouterr().err

@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import csv
 import inspect
-import json
-import os
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
 
+from vtrep.benchmark.forecast_scoring import PATCHTST_TEST_BATCH, forecast_test, with_patchtst_loader
 from vtrep.benchmark.runner import Run, cli_list, run_one, write_results_csv
-from vtrep.checks import positive_int
+from vtrep.checks import UsageError, positive_int
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
@@ -57,7 +55,6 @@ MODES = ("probe", "finetune", "supervised")
 PRETRAINED_MODES = ("probe", "finetune")
 RESULT_COLUMNS = ["dataset", "seed", "horizon", "mode", "mse", "mae", "mse_patchtst_loader", "mae_patchtst_loader",
                   "best_epoch"]
-PATCHTST_TEST_BATCH = 128  # PatchTST's ETT scripts: --batch_size 128, and its test loader drops the last short batch
 
 
 def reference_forecasting() -> tuple[dict[tuple[str, int], tuple[float, float]], str]:
@@ -82,7 +79,7 @@ def forecast_run(csv_path: str, dataset: str, seed: int, config: str, horizon: i
     best checkpoint (encoder and head start from it, as PatchTST fine-tunes from its linear probe).
     """
     if mode not in PRETRAINED_MODES:
-        raise ValueError(f"mode must be one of {PRETRAINED_MODES}; got {mode!r}")
+        raise UsageError(f"mode must be one of {PRETRAINED_MODES}; got {mode!r}")
     args = ["--data.init_args.path", csv_path, "--data.init_args.horizon", str(horizon),
             "--model.init_args.horizon", str(horizon), "--model.init_args.encoder_checkpoint", start,
             "--model.init_args.freeze_encoder", "true" if mode == "probe" else "false",
@@ -98,92 +95,6 @@ def supervised_run(csv_path: str, dataset: str, seed: int, config: str, horizon:
     args = ("--data.init_args.path", csv_path, "--data.init_args.horizon", str(horizon), "--model.init_args.horizon",
             str(horizon), "--trainer.max_epochs", str(epochs), *extra)
     return Run(dataset, seed, config, args, {"horizon": horizon, "mode": "supervised"})
-
-
-def best_checkpoint(fit_folder: Path) -> Path:
-    """The checkpoint the forecast config's ``ModelCheckpoint(monitor=val/mse, save_top_k=1)`` kept, checked
-    against the fit's own ``metrics.csv``: it must be the epoch of lowest ``val/mse`` (the first of equals)."""
-    found = sorted((fit_folder / "checkpoints").glob("epoch=*.ckpt"))
-    if len(found) != 1:
-        raise RuntimeError(f"expected one best-validation checkpoint (epoch=*.ckpt) in {fit_folder / 'checkpoints'}, "
-                           f"found {[p.name for p in found]}: the forecast config must keep the best val/mse epoch")
-    kept, lowest = checkpoint_epoch(found[0]), lowest_val_mse_epoch(fit_folder / "metrics.csv")
-    if kept != lowest:
-        raise RuntimeError(f"{found[0]} is epoch {kept}, but {fit_folder / 'metrics.csv'} has the lowest val/mse at "
-                           f"epoch {lowest}: the fit's callbacks did not keep its best epoch")
-    return found[0]
-
-
-def checkpoint_epoch(checkpoint: Path) -> int:
-    return int(checkpoint.stem.split("epoch=")[1].split("-")[0])
-
-
-def lowest_val_mse_epoch(metrics_csv: Path) -> int:
-    """The epoch of lowest ``val/mse`` in a ``CSVLogger`` file (the first of equal values, as Lightning keeps)."""
-    with open(metrics_csv) as file:
-        scores = [(float(row["val/mse"]), int(row["epoch"])) for row in csv.DictReader(file) if row.get("val/mse")]
-    if not scores:
-        raise RuntimeError(f"{metrics_csv} logs no val/mse")
-    return min(scores, key=lambda score: score[0])[1]
-
-
-def vtrep_test_command(fit_folder: Path, checkpoint: Path, folder: Path, version: str = "test",
-                       extra: tuple[str, ...] = ()) -> list[str]:
-    """``vtrep test`` of ``checkpoint`` with the fit's own settings (and ``extra``); its metrics go to
-    ``<folder>/<version>/metrics.csv``."""
-    return [sys.executable, "-m", "vtrep", "test", "--config", str(fit_folder / "config.yaml"),
-            "--ckpt_path", str(checkpoint), "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-            "--trainer.logger.init_args.save_dir", str(folder), "--trainer.logger.init_args.name", "",
-            "--trainer.logger.init_args.version", version, "--trainer.enable_progress_bar", "false", *extra]
-
-
-def run_vtrep_test(fit_folder: Path, checkpoint: Path, version: str = "test", extra: tuple[str, ...] = ()) -> dict:
-    """Run :func:`vtrep_test_command` in its own process (output to ``<version>.log``); its test metrics."""
-    folder = fit_folder.parent
-    with open(folder / f"{version}.log", "w") as log:
-        done = subprocess.run(vtrep_test_command(fit_folder, checkpoint, folder, version, extra), stdout=log,
-                              stderr=subprocess.STDOUT, env=os.environ.copy(), check=False)
-    if done.returncode != 0:
-        tail = (folder / f"{version}.log").read_text()[-2000:]
-        raise RuntimeError(f"vtrep test in {folder} failed (exit {done.returncode}); {version}.log ends:\n{tail}")
-    return read_test_metrics(folder / version / "metrics.csv")
-
-
-def patchtst_loader_test(fit_folder: Path, checkpoint: Path, batch: int = PATCHTST_TEST_BATCH) -> dict[str, float]:
-    """Test MSE / MAE the way PatchTST's code tests (last incomplete batch of ``batch`` windows dropped)."""
-    metrics = run_vtrep_test(fit_folder, checkpoint, "test_patchtst_loader",
-                             ("--data.init_args.test_drop_last_batch", str(batch)))
-    return {"mse_patchtst_loader": metrics["test/mse"], "mae_patchtst_loader": metrics["test/mae"]}
-
-
-def read_test_metrics(path: Path) -> dict[str, float]:
-    """The last logged value of each metric in a ``CSVLogger`` ``metrics.csv``."""
-    metrics: dict[str, float] = {}
-    with open(path) as file:
-        for row in csv.DictReader(file):
-            metrics.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return metrics
-
-
-def forecast_test(run: Run, fit_folder: Path, batch: int = PATCHTST_TEST_BATCH) -> dict:
-    """After the forecasting fit: ``vtrep test`` of its best-validation checkpoint; test MSE and MAE."""
-    checkpoint = best_checkpoint(fit_folder)
-    metrics = run_vtrep_test(fit_folder, checkpoint)
-    epoch = checkpoint_epoch(checkpoint)
-    return {"horizon": run.probe["horizon"], "mode": run.probe["mode"], "mse": metrics["test/mse"],
-            "mae": metrics["test/mae"], **patchtst_loader_test(fit_folder, checkpoint, batch), "best_epoch": epoch,
-            "best_checkpoint": str(checkpoint)}
-
-
-def with_patchtst_loader(result: dict, folder: Path, batch: int = PATCHTST_TEST_BATCH) -> dict:
-    """A finished step's result with the PatchTST-loader test added when it lacks it and its checkpoint is there
-    (``result.json`` rewritten atomically with every earlier value kept); else the result as it is."""
-    checkpoint = Path(result.get("best_checkpoint", ""))
-    if "mse_patchtst_loader" in result or not checkpoint.is_file() or not (folder / "fit").is_dir():
-        return result
-    result = {**result, **patchtst_loader_test(folder / "fit", checkpoint, batch)}
-    atomic_write(folder / "result.json", lambda p: p.write_text(json.dumps(result, indent=2)))
-    return result
 
 
 def no_probe(run: Run, fit_folder: Path) -> dict:
@@ -268,7 +179,7 @@ def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], l
     modes = list(PRETRAINED_MODES) if modes is None else list(modes)
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
-        raise ValueError(f"modes must be among {list(MODES)}; got {modes}")
+        raise UsageError(f"modes must be among {list(MODES)}; got {modes}")
     return datasets, horizons, seeds, modes
 
 
@@ -290,12 +201,14 @@ def _pretrained_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: 
                       report) -> None:
     """Pretraining, then per horizon the probe and (when asked for) fine-tuning from it."""
     base = out / dataset / f"seed_{seed}"
+    report.starting(f"{dataset} seed {seed} pretrain")
     run = pretrain_run(csv_path, dataset, seed, plan.pretrain_config, plan.epochs["pretrain"], plan.pretrain_args)
     encoder = run_one(run, out, no_probe, base / "pretrain")["encoder"]
     report(None)
     for horizon in horizons:
         start = encoder
         for mode in stages:
+            report.starting(f"{dataset} seed {seed} h{horizon} {mode}")
             run = forecast_run(csv_path, dataset, seed, plan.forecast_config, horizon, mode, start, plan.epochs[mode],
                                plan.lrs[mode], plan.forecast_args)
             folder = base / f"h{horizon}_{mode}"
@@ -307,6 +220,7 @@ def _pretrained_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: 
 
 def _supervised_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: int, horizons, report) -> None:
     for horizon in horizons:
+        report.starting(f"{dataset} seed {seed} h{horizon} supervised")
         run = supervised_run(csv_path, dataset, seed, plan.supervised_config, horizon, plan.epochs["supervised"],
                              plan.forecast_args)
         report(run_one(run, out, partial(forecast_test, batch=plan.test_batch),
@@ -314,13 +228,16 @@ def _supervised_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: 
 
 
 class _Report:
-    """Counts finished steps on the progress bar; keeps the asked-for results and rewrites ``results.csv``."""
+    """The progress bar (the running step, the finished count); keeps the asked-for results in ``results.csv``."""
 
     def __init__(self, out: Path, modes: list[str], total: int, progress: bool) -> None:
         from tqdm import tqdm
 
         self.out, self.modes, self.results = out, modes, []
         self.bar = tqdm(total=total, desc=f"benchmark {out.name}", unit="step", disable=not progress, file=sys.stderr)
+
+    def starting(self, step: str) -> None:
+        self.bar.set_postfix_str(step)
 
     def __call__(self, result: dict | None) -> None:
         self.bar.update()
@@ -338,7 +255,6 @@ def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons
     for dataset in datasets:
         csv_path = str(root_path / f"{dataset}.csv")
         for seed in seeds:
-            report.bar.set_postfix_str(f"{dataset} seed {seed}")
             if stages:
                 _pretrained_steps(plan, out, csv_path, dataset, seed, horizons, stages, report)
             if "supervised" in modes:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, cli_list, run_suite
+from vtrep.benchmark.runner import Run, RunFailedError, cli_list, run_suite
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -36,8 +36,8 @@ def probe_run(run: Run, fit_folder: Path, config: Path) -> dict:
     with open(fit_folder.parent / "probe.log", "w") as log:
         done = subprocess.run(probe_command(run, config, fit_folder, output), stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        tail = (fit_folder.parent / "probe.log").read_text()[-2000:]
-        raise RuntimeError(f"vtrep probe of seed {run.seed} failed (exit {done.returncode}); it ended:\n{tail}")
+        tail = (fit_folder.parent / "probe.log").read_text()[-2000:].rstrip()
+        raise RunFailedError(f"vtrep probe of seed {run.seed} failed (exit {done.returncode}); it ended:\n{tail}")
     result = json.loads(output.read_text())
     pretrained, random_init = result["pretrained"]["accuracy"], result["random_init"]["accuracy"]
     return {"pretrained": pretrained, "random_init": random_init, "difference": pretrained - random_init,

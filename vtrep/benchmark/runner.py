@@ -29,9 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vtrep.checks import UsageError, UserError
 from vtrep.io.atomic_write import atomic_write
 
 MARKER = ".vtrep_benchmark_run"
+
+
+class RunFailedError(UserError, RuntimeError):
+    """A suite's ``vtrep`` child process failed; the message names the run and ends with its log's last lines."""
 RESULT_COLUMNS = ["dataset", "seed", "protocol", "accuracy", "num_train", "num_test"]
 
 
@@ -67,7 +72,7 @@ def finished_result(folder: Path, run: Run) -> dict | None:
         return None
     result = json.loads(path.read_text())
     if result.get("settings") != run.settings():
-        raise ValueError(f"{path} is a finished result made with other settings; a benchmark never overwrites one: "
+        raise UsageError(f"{path} is a finished result made with other settings; a benchmark never overwrites one: "
                          "choose another --output (or move that folder away to rerun it)")
     return result
 
@@ -118,8 +123,8 @@ def run_fit(run: Run, folder: Path) -> float:
     with open(folder / "fit.log", "w") as log:
         done = subprocess.run(fit_command(run, folder), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     if done.returncode != 0:
-        tail = (folder / "fit.log").read_text()[-2000:]
-        raise RuntimeError(f"vtrep fit of {run.dataset} seed {run.seed} failed (exit {done.returncode}); "
+        tail = (folder / "fit.log").read_text()[-2000:].rstrip()
+        raise RunFailedError(f"vtrep fit of {run.dataset} seed {run.seed} failed (exit {done.returncode}); "
                            f"{folder / 'fit.log'} ends:\n{tail}")
     return time.perf_counter() - start
 
@@ -179,7 +184,7 @@ def write_fit_config(path: Path, config: dict, finished: bool) -> str:
 
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     if path.is_file() and path.read_text() != text and finished:
-        raise ValueError(f"{path} belongs to a finished run made with other settings; choose another --output")
+        raise UsageError(f"{path} belongs to a finished run made with other settings; choose another --output")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(text))
     return str(path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite
 from vtrep.benchmark.summary import write_summary
-from vtrep.checks import positive_int
+from vtrep.checks import UsageError, positive_int
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "ts2vec_ucr.yaml"
 
@@ -54,7 +54,7 @@ def patch_geometry(root: str, name: str, patches: int) -> list[str]:
     _, _, width = training_shape(root, name)
     patch = max(4, width // patches)
     if patch > width:
-        raise ValueError(f"{name}'s series have {width} steps, fewer than one patch of {patch}")
+        raise UsageError(f"{name}'s series have {width} steps, fewer than one patch of {patch}")
     prefix = "--model.init_args.encoder.init_args."
     return [prefix + "context_length", str(width), prefix + "patch_length", str(patch), prefix + "stride", str(patch)]
 

@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite
+from vtrep.checks import UsageError
 from vtrep.io.atomic_write import atomic_write
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "fight_surv_pretrain.yaml"
@@ -83,7 +84,7 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
     options = dict(protocol_options or {})
     unknown = sorted(set(options) - set(protocols))
     if unknown:
-        raise ValueError(f"protocol_options names {unknown}, which are not among protocols={list(protocols)}")
+        raise UsageError(f"protocol_options names {unknown}, which are not among protocols={list(protocols)}")
     probe = {"protocols": list(protocols), "folds": folds}
     if options:  # only when given, so suites written before this option resume unchanged
         probe["protocol_options"] = {k: dict(v) for k, v in options.items()}

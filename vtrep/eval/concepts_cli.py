@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrep.checks import positive_int
+from vtrep.checks import UsageError, positive_int
 from vtrep.io.atomic_write import atomic_write
 
 
@@ -132,7 +132,7 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
     positive_int("clip_batch", clip_batch)
     positive_int("batch_size", batch_size)
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise UsageError(f"test_fraction must be in (0, 1), got {test_fraction}")
     options = dict(max_items=max_items, clip_batch=clip_batch, batch_size=batch_size, test_fraction=test_fraction,
                    seed=seed, device=device)
     out = Path(output)

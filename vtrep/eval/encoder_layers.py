@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vtrep.checks import UsageError
 from vtrep.eval.extract import grid_cells, series_tokens
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
@@ -26,18 +27,18 @@ def resolve_layers(encoder: nn.Module, layers: list[int]) -> list[int]:
     """``layers`` as non-negative positions in the encoder's layer list, checked (none twice, all in range)."""
     count = layer_count(encoder)
     if not layers:
-        raise ValueError("layers must name at least one layer (-1: the encoder's output)")
+        raise UsageError("layers must name at least one layer (-1: the encoder's output)")
     if count == 1 and len(layers) > 1:
-        raise ValueError(f"layers {layers}: {type(encoder).__name__} has no forward_layers, which offers only its "
+        raise UsageError(f"layers {layers}: {type(encoder).__name__} has no forward_layers, which offers only its "
                          "output (-1)")
     resolved = []
     for layer in layers:
         if not isinstance(layer, int) or not -count <= layer < count:
             where = "only its output (-1)" if count == 1 else f"layers -{count}..{count - 1}"
-            raise ValueError(f"layer {layer!r} is not a layer of {type(encoder).__name__}, which offers {where}")
+            raise UsageError(f"layer {layer!r} is not a layer of {type(encoder).__name__}, which offers {where}")
         resolved.append(layer % count)
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"layers {layers} name the same layer twice")
+        raise UsageError(f"layers {layers} name the same layer twice")
     return resolved
 
 

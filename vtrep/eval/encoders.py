@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vtrep.checks import UsageError
 from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
 from vtrep.io.config_files import read_fit_config
 from vtrep.io.lightning_checkpoint import lightning_state_dict
@@ -18,7 +19,7 @@ def load_task(config: str, ckpt_path: str | None = None):
     """The task and datamodule of a ``vtrep fit`` config, with weights from a Lightning checkpoint."""
     settings = read_fit_config(config)  # piece files inlined, nothing imported yet
     if "model" not in settings:
-        raise ValueError(f"{config} is not a vtrep fit config (no `model`)")
+        raise UsageError(f"{config} is not a vtrep fit config (no `model`)")
     _check_class_paths(settings, where=config)
     model, datamodule = _build_model_and_data(settings.get("model"), settings.get("data"))
     if ckpt_path is not None:
@@ -46,7 +47,7 @@ def _build_model_and_data(model: dict, data: dict | None):
     from vtrep.cli_links import SAEWidthLink
 
     def refuse(message: str) -> None:
-        raise ValueError(message)
+        raise UsageError(message)
 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(L.LightningModule, "model", required=True)
@@ -92,7 +93,7 @@ def load_encoder(encoder: str, config: str | None = None) -> tuple[nn.Module, bo
         module, revin = from_pretrained(path), bool(read_config(path).get("revin", True))
     elif path.is_file():
         if config is None:
-            raise ValueError(f"encoder={encoder!r} is a checkpoint file: pass the fit's config.yaml too (fit_config)")
+            raise UsageError(f"encoder={encoder!r} is a checkpoint file: pass the fit's config.yaml too (fit_config)")
         task, _ = load_task(config, encoder)
         module = task_encoder(task)
         revin = getattr(task, "revin", None) is not None

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from vtrep.checks import UsageError
 from vtrep.io.atomic_write import atomic_write
 from vtrep.io.class_paths import import_class
 
@@ -61,9 +62,9 @@ def build_datamodule(config: dict[str, Any]) -> L.LightningDataModule:
 def _prepared(data: L.LightningDataModule, split: Split) -> L.LightningDataModule:
     """``data`` set up, after checking that it has ``split``."""
     if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        raise UsageError(f"split must be 'train', 'val' or 'test', got {split!r}")
     if hasattr(data, "feature_dataloader") and split == "test":
-        raise ValueError(f"{type(data).__name__} has 'train' and 'val' splits, not 'test'")
+        raise UsageError(f"{type(data).__name__} has 'train' and 'val' splits, not 'test'")
     data.prepare_data()
     data.setup("fit")
     return data

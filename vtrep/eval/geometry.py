@@ -13,6 +13,8 @@ import inspect
 import lightning as L
 from torch import nn
 
+from vtrep.checks import UsageError
+
 GEOMETRY = ("num_frames", "img_size")
 
 
@@ -31,7 +33,7 @@ def with_encoder_geometry(encoder: nn.Module, data: L.LightningDataModule) -> L.
         if given == want:
             continue
         if given != signature[name].default:
-            raise ValueError(f"the encoder takes {name}={want} (its config.json) but the data sets {name}={given}; "
+            raise UsageError(f"the encoder takes {name}={want} (its config.json) but the data sets {name}={given}; "
                              f"drop --data.init_args.{name} or set it to {want}")
         changes[name] = want
     if not changes:

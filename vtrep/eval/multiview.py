@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vtrep.checks import positive_int
+from vtrep.checks import UsageError, positive_int
 from vtrep.io.batches import batch_input_and_label
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
@@ -58,7 +58,7 @@ class ViewCounts:
 def check_view_protocol(protocol: str, views: ViewCounts) -> None:
     """Refuse, before any clip is decoded, a protocol that cannot average per-view probabilities."""
     if views.count > 1 and protocol == "svm":
-        raise ValueError(f"test_views={views.clips}x{views.crops} averages per-view class probabilities, which "
+        raise UsageError(f"test_views={views.clips}x{views.crops} averages per-view class probabilities, which "
                          f"protocol='svm' (TS2Vec's SVC) does not give; use linear, logistic, knn or attentive, "
                          f"or test_views 1x1")
 
@@ -127,10 +127,10 @@ def view_scorer(protocol: str, train_x: torch.Tensor, train_y: torch.Tensor, num
         from vtrep.eval.series_classification import fit_classifier
 
         if options:
-            raise ValueError(f"protocol 'logistic' takes no options, got {sorted(options)}")
+            raise UsageError(f"protocol 'logistic' takes no options, got {sorted(options)}")
         model, best_c = fit_classifier(train_x.numpy(), train_y.numpy(), "logistic", seed)
         return (lambda view: _sklearn_log_proba(model, num_classes, view)), {"best_c": best_c}
-    raise ValueError(f"protocol must be one of linear, logistic, knn, attentive, got {protocol!r}")
+    raise UsageError(f"protocol must be one of linear, logistic, knn, attentive, got {protocol!r}")
 
 
 def view_probabilities(protocol: str, train_x: torch.Tensor, train_y: torch.Tensor, test_views: torch.Tensor,

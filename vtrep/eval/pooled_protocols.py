@@ -12,6 +12,7 @@ from typing import Literal
 
 import torch
 
+from vtrep.checks import UsageError
 from vtrep.eval.series_classification import evaluate_representations
 
 PooledProtocol = Literal["linear", "svm", "logistic", "knn"]
@@ -25,11 +26,11 @@ def classify_pooled(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.
     ``options`` go to the protocol (``linear``: epochs, batch_size, base_lr; ``knn``: k, temperature).
     """
     if protocol not in POOLED_PROTOCOLS:
-        raise ValueError(f"protocol must be one of {POOLED_PROTOCOLS}, got {protocol!r}")
+        raise UsageError(f"protocol must be one of {POOLED_PROTOCOLS}, got {protocol!r}")
     if protocol in ("svm", "logistic"):
         unknown = sorted(options)
         if unknown:
-            raise ValueError(f"protocol {protocol!r} takes no options, got {unknown}")
+            raise UsageError(f"protocol {protocol!r} takes no options, got {unknown}")
         res = evaluate_representations(train_x.numpy(), train_y.numpy(), test_x.numpy(), test_y.numpy(), protocol,
                                        seed)
         return {"protocol": protocol, "accuracy": res.accuracy, "best_c": res.best_c}

@@ -18,7 +18,7 @@ from typing import Literal
 import lightning as L
 import torch
 
-from vtrep.checks import positive, positive_int
+from vtrep.checks import UsageError, positive, positive_int
 from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
 from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.multiview import ViewCounts
@@ -36,11 +36,11 @@ def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataMod
         return probe_video(encoder, with_encoder_geometry(encoder, data), protocol, seed, folds, test_views,
                            **options)
     if test_views is not None and test_views.count > 1:
-        raise ValueError("test_views is for video clips; a series set is scored one series at a time")
+        raise UsageError("test_views is for video clips; a series set is scored one series at a time")
     if folds is not None:
-        raise ValueError("folds is for video folders; a series set is probed on its own train / test split")
+        raise UsageError("folds is for video folders; a series set is probed on its own train / test split")
     if protocol == "attentive":
-        raise ValueError("protocol='attentive' probes clip tokens; for series use svm, logistic, knn or linear")
+        raise UsageError("protocol='attentive' probes clip tokens; for series use svm, logistic, knn or linear")
     return probe_series(encoder, data, protocol, revin=revin, seed=seed, **options)
 
 

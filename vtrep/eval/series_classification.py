@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from vtrep.checks import UsageError
+
 SVM_C_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf]
 MAX_SEARCH_SAMPLES = 10000
 HARD_MARGIN_MAX_SAMPLES = 5000
@@ -71,7 +73,7 @@ def fit_classifier(train_x: np.ndarray, train_y: np.ndarray, protocol: Literal["
     if protocol == "logistic":
         model = fit_logistic(train_x, train_y, seed)
         return model, float(model[-1].C_[0])
-    raise ValueError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
+    raise UsageError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
 
 
 def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
@@ -82,6 +84,6 @@ def evaluate_representations(train_x: np.ndarray, train_y: np.ndarray, test_x: n
     if not (np.isfinite(train_x).all() and np.isfinite(test_x).all()):
         raise ValueError("features contain NaN or inf")
     if protocol not in ("svm", "logistic"):
-        raise ValueError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
+        raise UsageError(f"protocol must be 'svm' or 'logistic', got {protocol!r}")
     model, best_c = fit_classifier(train_x, train_y, protocol, seed)
     return ClassificationResult(float((model.predict(test_x) == test_y).mean()), protocol, best_c)

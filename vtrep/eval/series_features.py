@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 
+from vtrep.checks import UsageError
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 
@@ -21,9 +22,9 @@ def _tokens(encoder: torch.nn.Module, patches: torch.Tensor, layers: LayerChoice
         return encoder(patches)
     if layers == "all":
         if not hasattr(encoder, "forward_layers"):
-            raise ValueError(f"layers='all' needs an encoder with forward_layers; {type(encoder).__name__} has none")
+            raise UsageError(f"layers='all' needs an encoder with forward_layers; {type(encoder).__name__} has none")
         return torch.cat(encoder.forward_layers(patches), dim=-1)
-    raise ValueError(f"layers must be 'last' or 'all', got {layers!r}")
+    raise UsageError(f"layers must be 'last' or 'all', got {layers!r}")
 
 
 @torch.no_grad()

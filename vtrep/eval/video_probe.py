@@ -19,6 +19,7 @@ import statistics
 import numpy as np
 import torch
 
+from vtrep.checks import UsageError
 from vtrep.eval.multiview import ViewCounts, check_view_protocol, score_views, view_features
 from vtrep.eval.pooled_protocols import classify_pooled
 from vtrep.eval.token_probe import clip_tokens, fit_tokens
@@ -63,10 +64,10 @@ def cross_validate(protocol: str, x: torch.Tensor, y: torch.Tensor, folds: int, 
     with ``views``, the items' test views ``(n, views, ...)``).
     """
     if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
+        raise UsageError(f"folds must be at least 2, got {folds}")
     smallest = int(torch.bincount(y).min()) if len(y) else 0
     if smallest < folds:
-        raise ValueError(f"folds={folds} needs at least {folds} clips of every class; the smallest class has "
+        raise UsageError(f"folds={folds} needs at least {folds} clips of every class; the smallest class has "
                          f"{smallest}")
     test_x = x if test_x is None else test_x
     assignment = torch.from_numpy(stratified_folds(y, folds, seed))
@@ -97,7 +98,7 @@ def probe_video(encoder, data, protocol: str, seed: int, folds: int | None = Non
     views = test_views or ViewCounts()
     check_view_protocol(protocol, views)
     if not hasattr(data, "feature_dataloader"):
-        raise ValueError(f"{type(data).__name__} has no feature_dataloader: a video probe needs a video datamodule")
+        raise UsageError(f"{type(data).__name__} has no feature_dataloader: a video probe needs a video datamodule")
     data.prepare_data()
     data.setup("fit")
     num_classes = int(data.num_classes)

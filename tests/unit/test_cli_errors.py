@@ -1,0 +1,71 @@
+"""``vtrep``'s error handling: a user's mistake is one ``error:`` line, a fault of vtrep's keeps its traceback.
+
+A user's mistake is a :class:`~vtrep.checks.UserError` (a refused value, a failed suite run) or a path that is
+missing or already taken, anywhere in the cause chain (jsonargparse wraps constructors' errors).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from datamodules.series.ucr import SeriesFileError
+from vtrep.benchmark import ett
+from vtrep.benchmark.runner import RunFailedError
+from vtrep.checks import UsageError, positive_int
+from vtrep.cli import explain_user_errors
+
+
+def shortened(error: BaseException, capsys) -> str:
+    """The stderr of ``vtrep bench`` failing with ``error``; fails the test when it is re-raised instead."""
+    with pytest.raises(SystemExit) as exit_info, explain_user_errors("bench"):
+        raise error
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    UsageError("modes must be among ['probe']; got ['prob']"),
+    SeriesFileError("a.tsv: line 2 has 3 fields"),
+    RunFailedError("vtrep fit of Coffee seed 0 failed (exit 1)"),
+    FileExistsError("out/encoder exists; import into a new folder"),
+    FileNotFoundError("no such folder: data"),
+], ids=["usage", "series_file", "run_failed", "exists", "missing"])
+def test_a_users_mistake_is_one_error_line(error, capsys, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    err = shortened(error, capsys)
+    assert err.splitlines() == [f"vtrep bench: error: {error}", "(VTREP_DEBUG=1 shows the full error)"]
+
+
+def test_a_mistake_wrapped_by_another_error_is_found(capsys, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    try:
+        positive_int("epochs", 0)
+    except ValueError as cause:
+        wrapped = ValueError("Does not validate against any of the Union subtypes ...")
+        wrapped.__cause__ = cause
+    assert shortened(wrapped, capsys).splitlines()[0] == "vtrep bench: error: epochs must be a positive integer, got 0"
+
+
+@pytest.mark.parametrize("error", [ValueError("too many values to unpack"), RuntimeError("shape mismatch"),
+                                   KeyError("encoder")], ids=["value", "runtime", "key"])
+def test_any_other_error_keeps_its_traceback(error, monkeypatch):
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    with pytest.raises(type(error)), explain_user_errors("bench"):
+        raise error
+
+
+def test_vtrep_debug_keeps_the_traceback_of_a_mistake(monkeypatch):
+    monkeypatch.setenv("VTREP_DEBUG", "1")
+    with pytest.raises(UsageError), explain_user_errors("bench"):
+        raise UsageError("bad")
+
+
+def test_user_errors_stay_the_builtin_types_callers_catch():
+    assert issubclass(UsageError, ValueError) and issubclass(SeriesFileError, ValueError)
+    assert issubclass(RunFailedError, RuntimeError)
+
+
+def test_a_misspelt_ett_mode_is_a_usage_error(tmp_path):
+    message = r"modes must be among \['probe', 'finetune', 'supervised'\]; got \['supervise'\]"
+    with pytest.raises(UsageError, match=message):
+        ett.benchmark_ett(str(tmp_path), str(tmp_path / "out"), modes=["supervise"], progress=False)
