@@ -69,3 +69,76 @@ def test_a_misspelt_ett_mode_is_a_usage_error(tmp_path):
     message = r"modes must be among \['probe', 'finetune', 'supervised'\]; got \['supervise'\]"
     with pytest.raises(UsageError, match=message):
         ett.benchmark_ett(str(tmp_path), str(tmp_path / "out"), modes=["supervise"], progress=False)
+
+
+LITERAL_IN_A_CLASS = """Parser key "model":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'lightning.pytorch.core.module.LightningModule'>, <class 'NoneType'>]
+  Errors:
+    - Problem with given class_path 'vtrep.tasks.SeriesForecastTask':
+        Parser key "schedule":
+          Expected a typing.Literal['warmup_cosine', 'patchtst_epochs']. Got value: cosine
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'jsonargparse._util.NestedArg'>
+  Given value: NestedArg(key='schedule', val='cosine')"""
+
+OPTIONAL_LITERAL_IN_A_CLASS = """Parser key "data":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'lightning.pytorch.core.datamodule.LightningDataModule'>, <class 'NoneType'>]
+  Errors:
+    - Problem with given class_path 'datamodules.ForecastingDataModule':
+        Parser key "split":
+          Does not validate against any of the Union subtypes
+          Subtypes: [typing.Literal['ett_hourly', 'ett_15min', 'ratio'], <class 'NoneType'>]
+          Errors:
+            - Expected a typing.Literal['ett_hourly', 'ett_15min', 'ratio']
+            - Expected a <class 'NoneType'>
+          Given value type: <class 'str'>
+          Given value: nope
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'jsonargparse._util.NestedArg'>
+  Given value: NestedArg(key='split', val='nope')"""
+
+OPTIONAL_INT = """Parser key "trainer.max_epochs":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'int'>, <class 'NoneType'>]
+  Errors:
+    - Expected a <class 'int'>
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'str'>
+  Given value: abc"""
+
+
+@pytest.mark.parametrize("message, line", [
+    (LITERAL_IN_A_CLASS, "model.init_args.schedule must be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'"),
+    (OPTIONAL_LITERAL_IN_A_CLASS,
+     "data.init_args.split must be one of 'ett_hourly', 'ett_15min', 'ratio' or null; got 'nope'"),
+    (OPTIONAL_INT, "trainer.max_epochs must be an int or null; got 'abc'"),
+], ids=["literal", "optional_literal", "optional_int"])
+def test_a_wrong_value_is_named_with_what_the_key_takes(message, line):
+    from vtrep.cli_messages import wrong_value_message
+
+    assert wrong_value_message(message, "vtrep fit [options]").splitlines()[0] == f"vtrep fit: error: {line}"
+    assert wrong_value_message('Parser key "model": something else', "vtrep fit") is None
+
+
+@pytest.mark.parametrize("args, line", [
+    (["benchmark", "ett", "--root", ".", "--output", "o", "--modes", "supervised"],
+     "vtrep benchmark ett: error: modes must be a list or null; got 'supervised' (a list is written '[a,b]')"),
+    (["benchmark", "ett", "--root", ".", "--output", "o", "--hoizons", "[96]"],
+     "vtrep benchmark ett: error: unknown config key 'hoizons'"),
+    (["fit", "--config", "configs/experiment/patchtst64_supervised.yaml", "--model.init_args.schedule", "cosine"],
+     "vtrep fit: error: model.init_args.schedule must be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'"),
+], ids=["benchmark_list", "benchmark_key", "fit_literal"])
+def test_commands_report_a_wrong_value_or_key_without_the_usage_dump(args, line, capsys, monkeypatch):
+    from pathlib import Path
+
+    from vtrep.cli import main
+
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    with pytest.raises(SystemExit) as refused:
+        main(args)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.splitlines()[0] == line, err
+    assert "usage:" not in err and "Union" not in err and len(err.splitlines()) <= 3

@@ -158,4 +158,6 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
 def concepts_cli(args: list[str] | None = None) -> dict:
     from jsonargparse import CLI
 
-    return CLI(concepts, args=args, as_positional=False)
+    from vtrep.cli_messages import CommandParser
+
+    return CLI(concepts, args=args, as_positional=False, parser_class=CommandParser)

@@ -133,4 +133,6 @@ def _write_features(module, revin, kind, data, out: Path, split, features, encod
 def extract_cli(args: list[str] | None = None) -> Path:
     from jsonargparse import CLI
 
-    return CLI(extract, args=args, as_positional=False)
+    from vtrep.cli_messages import CommandParser
+
+    return CLI(extract, args=args, as_positional=False, parser_class=CommandParser)

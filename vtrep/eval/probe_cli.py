@@ -103,4 +103,6 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
 def probe_cli(args: list[str] | None = None) -> dict:
     from jsonargparse import CLI
 
-    return CLI(probe, args=args, as_positional=False)
+    from vtrep.cli_messages import CommandParser
+
+    return CLI(probe, args=args, as_positional=False, parser_class=CommandParser)

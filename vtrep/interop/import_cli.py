@@ -62,4 +62,6 @@ def import_videomae(source: str, output: str, layout: Literal["transformers", "o
 def import_cli(args: list[str] | None = None) -> Path:
     from jsonargparse import CLI
 
-    return CLI(import_videomae, args=args, as_positional=False)
+    from vtrep.cli_messages import CommandParser
+
+    return CLI(import_videomae, args=args, as_positional=False, parser_class=CommandParser)
