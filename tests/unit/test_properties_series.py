@@ -150,7 +150,7 @@ def test_series_input_stage_is_finite_or_rejects_non_finite_input(batch, channel
     x = torch.from_numpy(values_for(data, (batch, channels, length)))
     holes = torch.from_numpy(bool_grid(data, (batch, channels, length), p))
     x[holes] = bad
-    encoder = SimpleNamespace(context_length=length, patch_length=4, stride=2)
+    encoder = SimpleNamespace(context_length=length, patch_length=4, stride=2, pad_end=False)
     revin = RevIN(affine=False) if use_revin else None
     if holes.any():
         kind = "NaN (variable-length padding?); load them with nan_to_zero=True" if bad != bad else "inf"

@@ -57,6 +57,6 @@ def encoder_patches(x: torch.Tensor, encoder, revin: RevIN | None, name: str = "
         raise ValueError(f"{name} contain inf; series must be finite (the loaders reject inf in files)")
     if revin is not None:
         x = revin.normalise(x)
-    if getattr(encoder, "pad_end", False):
+    if encoder.pad_end:
         x = F.pad(x, (0, encoder.stride), mode="replicate")
     return patchify_series(x, encoder.patch_length, encoder.stride)
