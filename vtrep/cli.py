@@ -77,15 +77,19 @@ def quiet_library_notices() -> None:
 
 def _user_facing(error: BaseException) -> BaseException | None:
     """The error behind ``error`` whose message is all a user needs, or ``None``: a path that is missing or
-    already taken (the message names it), or a :class:`~vtrep.checks.UserError` (a refused value, a failed
-    suite run). jsonargparse wraps a constructor's own error in a "Does not validate against any of the Union
-    subtypes" dump, so the whole cause chain is searched."""
+    already taken (the message names it), a :class:`~vtrep.checks.UserError` (a refused value, a failed suite
+    run) or Lightning's ``MisconfigurationException``. jsonargparse wraps a constructor's own error in a "Does
+    not validate against any of the Union subtypes" dump, so the whole cause chain is searched."""
     from vtrep.checks import UserError
 
+    kinds: tuple[type, ...] = (FileNotFoundError, NotADirectoryError, FileExistsError, UserError)
+    lightning = sys.modules.get("lightning.fabric.utilities.exceptions")
+    if lightning is not None:  # loaded once a Lightning command ran: its refusal of a setting (max_epochs -3)
+        kinds += (lightning.MisconfigurationException,)
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, (FileNotFoundError, NotADirectoryError, FileExistsError, UserError)):
+        if isinstance(error, kinds):
             return error
         error = error.__cause__ or error.__context__
     return None

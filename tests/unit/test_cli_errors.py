@@ -142,3 +142,11 @@ def test_commands_report_a_wrong_value_or_key_without_the_usage_dump(args, line,
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.splitlines()[0] == line, err
     assert "usage:" not in err and "Union" not in err and len(err.splitlines()) <= 3
+
+
+def test_lightnings_refusal_of_a_trainer_setting_is_one_line(capsys, monkeypatch):
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    monkeypatch.delenv("VTREP_DEBUG", raising=False)
+    error = MisconfigurationException("`max_epochs` must be a non-negative integer or -1. You passed in -3.")
+    assert shortened(error, capsys).splitlines()[0] == f"vtrep bench: error: {error}"

@@ -43,7 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 from vtrep.benchmark.forecast_scoring import PATCHTST_TEST_BATCH, forecast_test, with_patchtst_loader
-from vtrep.benchmark.runner import Run, cli_list, run_one, write_results_csv
+from vtrep.benchmark.runner import Run, cli_list, run_one, suite_list, suite_seeds, write_results_csv
 from vtrep.checks import UsageError, positive_int
 from vtrep.io.atomic_write import atomic_write
 
@@ -173,10 +173,11 @@ def _check_inputs(root: str, datasets: list[str], pretrain_config: str | None, f
 
 
 def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], list[int], list[str]]:
-    datasets = ["ETTh1", "ETTh2"] if datasets is None else list(datasets)
-    horizons = [96, 192, 336, 720] if horizons is None else [int(h) for h in horizons]
-    seeds = [0, 1, 2] if seeds is None else [int(s) for s in seeds]
-    modes = list(PRETRAINED_MODES) if modes is None else list(modes)
+    datasets = suite_list("datasets", datasets, ["ETTh1", "ETTh2"])
+    horizons = suite_list("horizons", horizons, [96, 192, 336, 720])
+    for horizon in horizons:
+        positive_int("horizons", horizon)
+    seeds, modes = suite_seeds(seeds), suite_list("modes", modes, PRETRAINED_MODES)
     unknown = sorted(set(modes) - set(MODES))
     if unknown or not modes:
         raise UsageError(f"modes must be among {list(MODES)}; got {modes}")

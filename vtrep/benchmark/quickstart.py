@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, RunFailedError, cli_list, run_suite
+from vtrep.benchmark.runner import Run, RunFailedError, cli_list, run_suite, suite_seeds
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -76,7 +76,7 @@ def benchmark_quickstart(output: str, seeds: list[int] | None = None, fit_config
         fit_args: extra ``vtrep fit`` arguments, e.g. ``[--trainer.max_epochs, '2']`` for a smoke run.
         progress: show a progress bar over the seeds.
     """
-    seeds = [0, 1, 2] if seeds is None else seeds
+    seeds = suite_seeds(seeds)
     fit, probe = (Path(c) if c else d for c, d in ((fit_config, DEFAULT_FIT_CONFIG), (probe_config, DEFAULT_PROBE_CONFIG)))
     for name, path in (("fit_config", fit), ("probe_config", probe)):
         if not path.is_file():

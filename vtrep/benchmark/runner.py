@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vtrep.checks import UsageError, UserError
+from vtrep.checks import UsageError, UserError, non_negative_int
 from vtrep.io.atomic_write import atomic_write
 
 MARKER = ".vtrep_benchmark_run"
@@ -39,6 +39,23 @@ class RunFailedError(UserError, RuntimeError):
     """A suite's ``vtrep`` child process failed; the message names the run and ends with its log's last lines."""
 RESULT_COLUMNS = ["dataset", "seed", "protocol", "accuracy", "num_train", "num_test"]
 
+
+
+def suite_list(name: str, values: list | None, default: list) -> list:
+    """A suite's list argument (datasets, seeds, horizons, ...): ``default`` when not given, else at least one
+    value and none twice (a repeated run would only be read back)."""
+    values = list(default) if values is None else list(values)
+    if not values or len(set(values)) != len(values):
+        raise UsageError(f"{name} must list at least one value and none twice; got {values}")
+    return values
+
+
+def suite_seeds(seeds: list[int] | None) -> list[int]:
+    """The seeds of a suite (default 0, 1, 2), each an integer >= 0 as ``vtrep fit --seed_everything`` takes."""
+    seeds = suite_list("seeds", seeds, [0, 1, 2])
+    for seed in seeds:
+        non_negative_int("seeds", seed)
+    return seeds
 
 
 def cli_list(values: list) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, cli_list, run_suite
+from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
 from vtrep.benchmark.summary import write_summary
 from vtrep.checks import UsageError, positive_int
 
@@ -67,6 +67,7 @@ def list_datasets(root: str, datasets: list[str] | None) -> list[str]:
         if not found:
             raise FileNotFoundError(f"no dataset in the UCR layout under {root} (<name>/<name>_TRAIN.tsv)")
         return found
+    datasets = suite_list("datasets", datasets, [])
     missing = [d for d in datasets if d not in found]
     if missing:
         raise FileNotFoundError(f"datasets {missing} are not under {root}; available: {', '.join(found)}")
@@ -110,7 +111,7 @@ def benchmark_ucr(root: str, output: str, datasets: list[str] | None = None, see
             its ``context_length`` and patches to each set (:func:`patch_geometry`); ``None`` leaves the config's.
         progress: show a progress bar over the suite.
     """
-    seeds = [0, 1, 2] if seeds is None else seeds
+    seeds = suite_seeds(seeds)
     config = Path(fit_config) if fit_config else DEFAULT_FIT_CONFIG
     if not config.is_file():
         raise FileNotFoundError(f"fit_config={str(config)!r} does not exist; pass the vtrep fit config to benchmark")

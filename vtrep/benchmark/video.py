@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, cli_list, run_suite
+from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
 from vtrep.checks import UsageError
 from vtrep.io.atomic_write import atomic_write
 
@@ -73,8 +73,9 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
             ``{attentive: {self_attention_blocks: 1, lrs: [1e-3], weight_decays: [0.01]}}`` for a CPU-sized run.
         progress: show a progress bar over the suite.
     """
-    seeds = [0, 1, 2] if seeds is None else seeds
-    protocols = ["linear", "attentive"] if protocols is None else protocols
+    seeds, protocols = suite_seeds(seeds), suite_list("protocols", protocols, ["linear", "attentive"])
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:  # refused before any fit
+        raise UsageError(f"folds must be an integer >= 2, got {folds!r}")
     config = Path(fit_config) if fit_config else DEFAULT_FIT_CONFIG
     if not config.is_file():
         raise FileNotFoundError(f"fit_config={str(config)!r} does not exist; pass the vtrep fit config to benchmark")
