@@ -26,13 +26,14 @@ from datamodules.faults.report import (
     write_skip_report,
 )
 from datamodules.faults.skips import SkippedVideo
+from vtrep.checks import UserError
 
 
 class SkippedVideoWarning(UserWarning):
     """A video was skipped (once per file per run) or an epoch skipped some (its summary)."""
 
 
-class TooManySkippedVideos(RuntimeError):
+class TooManySkippedVideos(UserError, RuntimeError):
     """More than ``max_skip_fraction`` of a split's videos could not be used."""
 
 

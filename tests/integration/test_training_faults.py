@@ -94,6 +94,7 @@ def write_config(root: Path, module: str, **data: object) -> Path:
 @pytest.fixture(autouse=True)
 def _clean_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["vtrep"])
+    monkeypatch.setenv("VTREP_DEBUG", "1")  # these tests read the raised error; its one-line form: test_cli_errors
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from datamodules.faults.tracker import TooManySkippedVideos
 from datamodules.series.ucr import SeriesFileError
 from vtrep.benchmark import ett
 from vtrep.benchmark.runner import RunFailedError
+from vtrep.callbacks.finite_loss import NonFiniteLossError
+from vtrep.callbacks.worker_faults import DataLoaderWorkerError
 from vtrep.checks import UsageError, positive_int
 from vtrep.cli import explain_user_errors
 
@@ -29,7 +32,10 @@ def shortened(error: BaseException, capsys) -> str:
     RunFailedError("vtrep fit of Coffee seed 0 failed (exit 1)"),
     FileExistsError("out/encoder exists; import into a new folder"),
     FileNotFoundError("no such folder: data"),
-], ids=["usage", "series_file", "run_failed", "exists", "missing"])
+    NonFiniteLossError("non-finite training loss (nan) at global step 9"),
+    DataLoaderWorkerError("a data-loading worker ran out of memory"),
+    TooManySkippedVideos("train extraction: 2 of 4 videos could not be loaded"),
+], ids=["usage", "series_file", "run_failed", "exists", "missing", "nan_loss", "worker", "skipped_videos"])
 def test_a_users_mistake_is_one_error_line(error, capsys, monkeypatch):
     monkeypatch.delenv("VTREP_DEBUG", raising=False)
     err = shortened(error, capsys)

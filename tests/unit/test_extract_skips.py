@@ -21,6 +21,7 @@ from vtrep.io.pretrained import save_pretrained
 @pytest.fixture(autouse=True)
 def _clean_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["vtrep"])
+    monkeypatch.setenv("VTREP_DEBUG", "1")  # these tests read the raised error; its one-line form: test_cli_errors
 
 
 @pytest.fixture(scope="module")

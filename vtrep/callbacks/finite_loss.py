@@ -18,8 +18,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from vtrep.checks import UserError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(UserError, RuntimeError):
     """A training loss (or the weights about to be checkpointed) is NaN or infinite."""
 
 

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from vtrep.checks import UserError
+
 # torch's wording (torch/utils/data/dataloader.py and the C++ SIGCHLD handler)
 KILLED = re.compile(r"DataLoader worker \(pid(?:\(s\))? [^)]*\) (?:is killed by signal|exited unexpectedly)")
 WORKER_MEMORY_ERROR = "in DataLoader worker process"
@@ -23,7 +25,7 @@ ADVICE = ("reduce data.num_workers or data.batch_size (or the clip / series size
           "to see the failure in the main process")
 
 
-class DataLoaderWorkerError(RuntimeError):
+class DataLoaderWorkerError(UserError, RuntimeError):
     """A data-loading worker died or ran out of memory; the message names the likely cause and the fix."""
 
 

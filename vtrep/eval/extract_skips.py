@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.faults.report import write_skip_report
 from datamodules.faults.skips import SkipCollate, load_or_skip
-from datamodules.faults.tracker import SkipContext, SkipTracker
+from datamodules.faults.tracker import SkipContext, SkipTracker, TooManySkippedVideos
 from vtrep.eval.extract import ItemBatch
 
 
@@ -93,7 +93,7 @@ class SkippingExtraction:
         self.skipped = [{"item": i, **by_path[self.items._path(i)].as_dict()} for i in range(len(self.items))
                         if self.items._path(i) in by_path]  # a file listed twice is skipped as both items
         if len(self.skipped) == len(self.items):
-            raise RuntimeError(f"no video of the {self.split} split ({len(self.items)} files) could be loaded: every "
+            raise TooManySkippedVideos(f"no video of the {self.split} split ({len(self.items)} files) could be loaded: every "
                                "one was skipped (see the warnings above); nothing was written")
 
     def write_report(self, folder: Path) -> Path | None:
