@@ -49,7 +49,8 @@ def test_views_with_folds_are_recorded_and_counted_per_video(encoder, tmp_path, 
         assert (res["folds"], res["num_train"]) == (2, 16) and 0.0 <= res["accuracy"] <= 1.0
 
 
-def test_bad_views_and_svm_views_are_refused(encoder, tmp_path):
+def test_bad_views_and_svm_views_are_refused(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_DEBUG", "1")  # the raised error itself (its one-line form: tests/unit/test_cli_errors.py)
     with pytest.raises(ValueError, match="test_views.clips must be a positive integer, got 0"):
         _probe(encoder, tmp_path / "bad.json", "--test_views", "{clips: 0, crops: 3}")
     with pytest.raises(ValueError, match="protocol='svm'"):

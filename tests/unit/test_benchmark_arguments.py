@@ -37,11 +37,24 @@ def quickstart(tmp_path, **kwargs):
     (ucr, {"datasets": []}, "datasets must list at least one value and none twice; got []"),
     (video, {"folds": 1}, "folds must be an integer >= 2, got 1"),
     (video, {"protocols": []}, "protocols must list at least one value and none twice; got []"),
+    (video, {"protocols": ["knn"], "protocol_options": {"knn": {"neighbours": 5}}},
+     "protocol_options ['neighbours'] are not settings of protocol 'knn'; it takes ['k', 'temperature']"),
     (quickstart, {"seeds": [-2]}, "seeds must be an integer >= 0, got -2"),
 ], ids=["ett_seed", "ett_no_horizon", "ett_zero_horizon", "ett_mode_twice", "ucr_seed_twice", "ucr_no_dataset",
-        "video_one_fold", "video_no_protocol", "quickstart_seed"])
+        "video_one_fold", "video_no_protocol", "video_bad_option", "quickstart_seed"])
 def test_a_bad_suite_argument_is_refused_before_anything_runs(suite, kwargs, message, tmp_path):
     with pytest.raises(UsageError) as refused:
         suite(tmp_path, **kwargs)
     assert str(refused.value) == message
     assert not (tmp_path / "out").exists()
+
+
+def test_protocol_settings_are_the_training_functions_keywords():
+    from vtrep.eval.probe_cli import check_protocol_options, protocol_settings
+
+    assert protocol_settings("linear") == ["epochs", "batch_size", "base_lr", "warmup_epochs"]
+    assert protocol_settings("svm") == [] and protocol_settings("logistic") == []
+    assert {"lrs", "weight_decays", "self_attention_blocks", "num_heads"} <= set(protocol_settings("attentive"))
+    check_protocol_options("attentive", {"lrs": [1e-3], "self_attention_blocks": 1})  # accepted
+    with pytest.raises(UsageError, match=r"protocol_options \['C'\] are not settings of protocol 'svm'; it takes none"):
+        check_protocol_options("svm", {"C": 1.0})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
 from vtrep.checks import UsageError
+from vtrep.eval.probe_cli import check_protocol_options
 from vtrep.io.atomic_write import atomic_write
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "fight_surv_pretrain.yaml"
@@ -86,6 +87,8 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
     unknown = sorted(set(options) - set(protocols))
     if unknown:
         raise UsageError(f"protocol_options names {unknown}, which are not among protocols={list(protocols)}")
+    for protocol, settings in options.items():
+        check_protocol_options(protocol, dict(settings))
     probe = {"protocols": list(protocols), "folds": folds}
     if options:  # only when given, so suites written before this option resume unchanged
         probe["protocol_options"] = {k: dict(v) for k, v in options.items()}

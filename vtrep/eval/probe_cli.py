@@ -11,6 +11,7 @@ With ``compare_random`` the same architecture at random initialisation is probed
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,28 @@ from vtrep.eval.video_probe import probe_video
 from vtrep.io.atomic_write import atomic_write
 
 Protocol = Literal["linear", "svm", "logistic", "knn", "attentive"]
+
+
+def protocol_settings(protocol: str) -> list[str]:
+    """The names ``protocol_options`` may set for ``protocol``: the keyword settings of the function that trains it
+    (``svm`` and ``logistic`` choose their C themselves and take none)."""
+    from vtrep.probes.attentive_probe import fit_attentive_probe
+    from vtrep.probes.knn import knn_accuracy
+    from vtrep.probes.linear_probe import fit_linear_probe
+
+    trains = {"linear": fit_linear_probe, "knn": knn_accuracy, "attentive": fit_attentive_probe}.get(protocol)
+    if trains is None:
+        return []
+    parameters = inspect.signature(trains).parameters.values()
+    return [p.name for p in parameters if p.default is not p.empty and p.name not in ("seed", "device")]
+
+
+def check_protocol_options(protocol: str, options: dict) -> None:
+    """Refuse a setting ``protocol`` does not take before any feature is computed."""
+    unknown = sorted(set(options) - set(protocol_settings(protocol)))
+    if unknown:
+        raise UsageError(f"protocol_options {unknown} are not settings of protocol {protocol!r}; it takes "
+                         f"{protocol_settings(protocol) or 'none'}")
 
 
 def probe_module(encoder: torch.nn.Module, revin: bool, data: L.LightningDataModule, protocol: str, seed: int,
@@ -83,6 +106,7 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
     protocol = protocol or ("linear" if encoder_kind(module) == "video" else "svm")
     options = dict(epochs=epochs, base_lr=base_lr, batch_size=probe_batch_size) if protocol == "linear" else {}
     options.update(protocol_options or {})
+    check_protocol_options(protocol, options)
     views = test_views if test_views.count > 1 else None
     results = {"pretrained": probe_module(module, revin, data, protocol, seed, options, folds, views)}
     if compare_random:
