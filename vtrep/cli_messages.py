@@ -188,25 +188,35 @@ def _value_error(lines: list[str]) -> tuple[list[str], str] | None:
     return (list(dict.fromkeys(expected)), value) if expected and value is not None else None
 
 
+def _block(lines: list[str], start: int) -> list[str]:
+    """The lines under ``lines[start]``: those after it indented deeper, up to the first that is not."""
+    end = next((i for i in range(start + 1, len(lines)) if _indent(lines[i]) <= _indent(lines[start])), len(lines))
+    return lines[start + 1:end]
+
+
 def wrong_value_message(message: str, prog: str) -> str | None:
     """A short message for a value of the wrong type or outside a ``Literal`` (``model.init_args.schedule must
-    be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'``), or ``None`` for any other error."""
+    be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'``), or ``None`` for any other error.
+
+    jsonargparse nests a class argument's error under ``Problem with given class_path``, once per class level
+    (``model`` → ``encoder`` → ``d_model``); the key is followed down those levels to the innermost one.
+    """
     lines = message.splitlines()
-    keys = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _PARSER_KEY.search(line))]
-    if not keys or not any("Expected a" in line for line in lines):
+    start = next((i for i, line in enumerate(lines) if _PARSER_KEY.search(line)), None)
+    if start is None:
         return None
-    key, start = keys[0][1], keys[0][0]
-    class_line = next((i for i, line in enumerate(lines) if _GIVEN_CLASS.search(line)), None)
-    if class_line is not None:  # a class's argument: the first key under its class_path names it
-        inner = [(i, k) for i, k in keys if i > class_line]
-        if not inner:
-            return None
-        start, key = inner[0][0], f"{key}.init_args.{inner[0][1]}"
-        end = next((i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("- ")
-                    and _indent(line) <= _indent(lines[class_line])), len(lines))
-        found = _value_error(lines[start + 1:end])
-    else:
-        found = _value_error(lines[start + 1:])
+    key = _PARSER_KEY.search(lines[start]).group(1)
+    while True:
+        block = _block(lines, start)
+        given_class = next((i for i, line in enumerate(block) if _GIVEN_CLASS.search(line)), None)
+        if given_class is None:
+            break
+        deeper = next((j for j in range(given_class + 1, len(block)) if _PARSER_KEY.search(block[j])), None)
+        if deeper is None:
+            break
+        start += 1 + deeper
+        key = f"{key}.init_args.{_PARSER_KEY.search(lines[start]).group(1)}"
+    found = _value_error(_block(lines, start))
     if found is None:
         return None
     expected, value = found

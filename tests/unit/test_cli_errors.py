@@ -105,6 +105,25 @@ OPTIONAL_LITERAL_IN_A_CLASS = """Parser key "data":
   Given value type: <class 'jsonargparse._util.NestedArg'>
   Given value: NestedArg(key='split', val='nope')"""
 
+NESTED_CLASS = """Parser key "model":
+  Does not validate against any of the Union subtypes
+  Subtypes: [<class 'lightning.pytorch.core.module.LightningModule'>, <class 'NoneType'>]
+  Errors:
+    - Problem with given class_path 'vtrep.tasks.SeriesForecastTask':
+        Parser key "encoder":
+          Does not validate against any of the Union subtypes
+          Subtypes: [<class 'vtrep.backbones.series_transformer.PatchTSTEncoder'>, <class 'vtrep.backbones.series_mlp.PatchMLPEncoder'>]
+          Errors:
+            - Problem with given class_path 'vtrep.backbones.PatchTSTEncoder':
+                Parser key "d_model":
+                  Expected a <class 'int'>. Got value: abc
+            - Import path vtrep.backbones.PatchTSTEncoder does not correspond to a subclass of PatchMLPEncoder
+          Given value type: <class 'jsonargparse._util.NestedArg'>
+          Given value: NestedArg(key='d_model', val='abc')
+    - Expected a <class 'NoneType'>
+  Given value type: <class 'jsonargparse._util.NestedArg'>
+  Given value: NestedArg(key='encoder.init_args.d_model', val='abc')"""
+
 OPTIONAL_INT = """Parser key "trainer.max_epochs":
   Does not validate against any of the Union subtypes
   Subtypes: [<class 'int'>, <class 'NoneType'>]
@@ -120,7 +139,8 @@ OPTIONAL_INT = """Parser key "trainer.max_epochs":
     (OPTIONAL_LITERAL_IN_A_CLASS,
      "data.init_args.split must be one of 'ett_hourly', 'ett_15min', 'ratio' or null; got 'nope'"),
     (OPTIONAL_INT, "trainer.max_epochs must be an int or null; got 'abc'"),
-], ids=["literal", "optional_literal", "optional_int"])
+    (NESTED_CLASS, "model.init_args.encoder.init_args.d_model must be an int; got 'abc'"),
+], ids=["literal", "optional_literal", "optional_int", "nested_class"])
 def test_a_wrong_value_is_named_with_what_the_key_takes(message, line):
     from vtrep.cli_messages import wrong_value_message
 
