@@ -1,9 +1,13 @@
-"""Constructor-argument checks shared by vtrep's components.
+"""Constructor-argument checks shared by vtrep's components, and the errors that speak to the user.
 
 Every component validates what a user can set in YAML when it is built, not at the first batch, with
 one message format: the parameter's name, the accepted values and the value given, e.g.
 ``head_dropout must be in [0, 1), got 1.5``. (Divisibility checks live beside the sizes they relate:
 ``vtrep.layers.patch_embed.check_divisible`` and :func:`~vtrep.attention.blocks.transformer_blocks`.)
+
+A refusal raises :class:`UsageError`, which the ``vtrep`` command prints as one ``error:`` line; a
+:class:`UserError` of another kind marks any error whose message is all a user needs (a failed suite step, a
+NaN loss), so that only faults of vtrep's own show a traceback.
 """
 
 from __future__ import annotations
