@@ -13,6 +13,8 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
+from vtrep.checks import UsageError, UserError
+
 # jsonargparse's wording for a key no parser or class accepts
 _UNRECOGNISED = re.compile(r"Unrecognized arguments:\s*(--?[^\s=]+)", re.IGNORECASE)
 _GROUP_OPTION = re.compile(r"Group '([^']+)' does not accept option '([^']+)'")
@@ -260,3 +262,13 @@ class ShortParseErrors:
 
 class CommandParser(ShortParseErrors, ArgumentParser):
     """The parser of ``vtrep probe`` / ``extract`` / ``concepts`` / ``import-videomae`` / ``benchmark``."""
+
+    def instantiate(self, cfg, *args, **kwargs):
+        """Build the configured classes (``--data``); a constructor refusing a value (``ValueError``) is the
+        user's mistake, as in ``vtrep fit`` (:meth:`vtrep.cli_commands.VtrepCLI.instantiate_classes`)."""
+        try:
+            return super().instantiate(cfg, *args, **kwargs)
+        except ValueError as error:
+            if isinstance(error, UserError) or debug_enabled():
+                raise
+            raise UsageError(str(error)) from error

@@ -155,7 +155,9 @@ def test_a_wrong_value_is_named_with_what_the_key_takes(message, line):
      "vtrep benchmark ett: error: unknown config key 'hoizons'"),
     (["fit", "--config", "configs/experiment/patchtst64_supervised.yaml", "--model.init_args.schedule", "cosine"],
      "vtrep fit: error: model.init_args.schedule must be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'"),
-], ids=["benchmark_list", "benchmark_key", "fit_literal"])
+    (["probe", "--encoder", "none", "--data", "datamodules.SyntheticVideoDataModule",
+      "--data.init_args.num_per_class", "0"], "vtrep probe: error: num_per_class must be an integer >= 1, got 0"),
+], ids=["benchmark_list", "benchmark_key", "fit_literal", "probe_data_constructor"])
 def test_commands_report_a_wrong_value_or_key_without_the_usage_dump(args, line, capsys, monkeypatch):
     from pathlib import Path
 
