@@ -1,13 +1,11 @@
-"""Constructor-argument checks shared by vtrep's components, and the errors that speak to the user.
+"""Constructor-argument checks shared by vtrep's components.
 
 Every component validates what a user can set in YAML when it is built, not at the first batch, with
 one message format: the parameter's name, the accepted values and the value given, e.g.
 ``head_dropout must be in [0, 1), got 1.5``. (Divisibility checks live beside the sizes they relate:
 ``vtrep.layers.patch_embed.check_divisible`` and :func:`~vtrep.attention.blocks.transformer_blocks`.)
 
-A refusal raises :class:`UsageError`, which the ``vtrep`` command prints as one ``error:`` line; a
-:class:`UserError` of another kind marks any error whose message is all a user needs (a failed suite step, a
-NaN loss), so that only faults of vtrep's own show a traceback.
+A refusal raises :class:`~vtrep.errors.UsageError`, which the ``vtrep`` command prints as one ``error:`` line.
 """
 
 from __future__ import annotations
@@ -15,17 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
-class UserError(Exception):
-    """An error whose message is all a user needs: the value, file or run at fault and why.
-
-    The ``vtrep`` command prints it as one ``error:`` line instead of a traceback (``VTREP_DEBUG=1`` keeps the
-    traceback). It is never raised alone but mixed into a built-in type, so ``except ValueError`` still works.
-    """
-
-
-class UsageError(UserError, ValueError):
-    """A value or file a user gave is refused: a command's or constructor's argument, a data file's content."""
+from vtrep.errors import UsageError
 
 
 def _is_number(value: Any) -> bool:

@@ -77,10 +77,10 @@ def quiet_library_notices() -> None:
 
 def _user_facing(error: BaseException) -> BaseException | None:
     """The error behind ``error`` whose message is all a user needs, or ``None``: a path that is missing or
-    already taken (the message names it), a :class:`~vtrep.checks.UserError` (a refused value, a failed suite
+    already taken (the message names it), a :class:`~vtrep.errors.UserError` (a refused value, a failed suite
     run) or Lightning's ``MisconfigurationException``. jsonargparse wraps a constructor's own error in a "Does
     not validate against any of the Union subtypes" dump, so the whole cause chain is searched."""
-    from vtrep.checks import UserError
+    from vtrep.errors import UserError
 
     kinds: tuple[type, ...] = (FileNotFoundError, NotADirectoryError, FileExistsError, UserError)
     lightning = sys.modules.get("lightning.fabric.utilities.exceptions")

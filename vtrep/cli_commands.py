@@ -15,6 +15,7 @@ from pathlib import Path
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from vtrep.cli_messages import ShortParseErrors, debug_enabled
+from vtrep.errors import UsageError
 
 
 def vtrep_choices() -> dict[str, list[str]]:
@@ -47,6 +48,18 @@ def _local_path(ckpt_path: str) -> bool:
     if ckpt_path in ("last", "best", "hpc") or "://" in ckpt_path:
         return False
     return not re.match(r"registry(:|$)", ckpt_path, re.IGNORECASE)
+
+
+def check_checkpoint_file(ckpt_path: str) -> None:
+    """A local ``--ckpt_path`` exists and is a ``torch.save`` file (Lightning would fail deep in ``torch.load``)."""
+    from vtrep.io.torch_files import sniff_format
+
+    path = Path(ckpt_path)
+    if not path.exists():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
+    if path.is_dir() or sniff_format(path) not in ("torch-zip", "pickle"):
+        raise UsageError(f"ckpt_path={ckpt_path!r} is not a Lightning checkpoint (the .ckpt files vtrep fit writes "
+                         "under checkpoints/)")
 
 
 class VtrepArgumentParser(ShortParseErrors, LightningArgumentParser):
@@ -119,21 +132,23 @@ class VtrepCLI(LightningCLI):
     def parse_arguments(self, parser, args):
         ShortParseErrors.argv = list(args) if isinstance(args, (list, tuple)) else list(sys.argv[1:])
         if args is None or len(sys.argv) <= 1:
-            return super().parse_arguments(parser, args)
-        # explicit args are the whole command (vtrep.cli.main(args) from Python or a test): the host's own
-        # sys.argv is no mistake of the user's, so Lightning's "both args and sys.argv" warning is moot
-        host, sys.argv = sys.argv, sys.argv[:1]
-        try:
-            return super().parse_arguments(parser, args)
-        finally:
-            sys.argv = host
+            super().parse_arguments(parser, args)
+        else:
+            # explicit args are the whole command (vtrep.cli.main(args) from Python or a test): the host's own
+            # sys.argv is no mistake of the user's, so Lightning's "both args and sys.argv" warning is moot
+            host, sys.argv = sys.argv, sys.argv[:1]
+            try:
+                super().parse_arguments(parser, args)
+            finally:
+                sys.argv = host
+        # a mistyped or foreign --ckpt_path fails here: Lightning torch.loads it next (for its hparams)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else self.config.get("ckpt_path")
+        if isinstance(ckpt_path, str) and _local_path(ckpt_path):
+            check_checkpoint_file(ckpt_path)
 
     def before_instantiate_classes(self):
-        # a mistyped --ckpt_path fails before the model and data are built (Lightning finds out only then)
         settings = self.config.get(self.subcommand) if self.subcommand else self.config
-        ckpt_path = settings.get("ckpt_path") if settings is not None else None
-        if isinstance(ckpt_path, str) and _local_path(ckpt_path) and not Path(ckpt_path).exists():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path!r}: no such checkpoint file")
         if settings is not None:
             self.sae_width.check(settings)
 

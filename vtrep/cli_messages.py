@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from vtrep.checks import UsageError, UserError
+from vtrep.errors import UsageError, UserError
 
 # jsonargparse's wording for a key no parser or class accepts
 _UNRECOGNISED = re.compile(r"Unrecognized arguments:\s*(--?[^\s=]+)", re.IGNORECASE)

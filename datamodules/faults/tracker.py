@@ -26,7 +26,7 @@ from datamodules.faults.report import (
     write_skip_report,
 )
 from datamodules.faults.skips import SkippedVideo
-from vtrep.checks import UserError
+from vtrep.errors import UserError
 
 
 class SkippedVideoWarning(UserWarning):

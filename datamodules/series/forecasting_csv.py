@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vtrep.errors import UsageError
+
 SplitName = Literal["train", "val", "test"]
 HOURS_PER_MONTH = 30 * 24
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -48,7 +50,7 @@ def _parse_value(text: str, path: Path, line: int, column: str) -> float:
     except ValueError:
         value = math.nan
     if not abs(value) <= FLOAT32_MAX:  # also false for NaN
-        raise ValueError(f"{path}: line {line}, column {column!r}: value {text.strip()!r} is not a finite number; "
+        raise UsageError(f"{path}: line {line}, column {column!r}: value {text.strip()!r} is not a finite number; "
                          "forecasting needs a value at every step (fill gaps before loading)")
     return value
 
@@ -64,24 +66,24 @@ def read_forecasting_csv(path: str | Path, date_column: str = "date", channels: 
         header = next(reader, None)
         rows = [(reader.line_num, row) for row in reader if row]  # line numbers as an editor shows them
     if not header or not rows:
-        raise ValueError(f"{path}: empty CSV")
+        raise UsageError(f"{path}: empty CSV")
     if date_column not in header:
-        raise ValueError(f"{path}: no date column {date_column!r}; columns are {header}")
+        raise UsageError(f"{path}: no date column {date_column!r}; columns are {header}")
     names = channels if channels is not None else [h for h in header if h != date_column]
     missing = [n for n in names if n not in header]
     if missing:
-        raise ValueError(f"{path}: no column(s) {missing}; columns are {header}")
+        raise UsageError(f"{path}: no column(s) {missing}; columns are {header}")
     columns = [header.index(n) for n in names]
     date_index = header.index(date_column)
     values = np.empty((len(rows), len(columns)), dtype=np.float32)
     stamps = []
     for i, (line, row) in enumerate(rows):
         if len(row) != len(header):
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
+            raise UsageError(f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
         try:
             stamps.append(datetime.fromisoformat(row[date_index]))
         except ValueError as error:
-            raise ValueError(f"{path}: line {line}, column {date_column!r}: {error}") from None
+            raise UsageError(f"{path}: line {line}, column {date_column!r}: {error}") from None
         values[i] = [_parse_value(row[c], path, line, header[c]) for c in columns]
     return ForecastingTable(stamps, values, names)
 
@@ -95,7 +97,7 @@ def split_borders(num_rows: int, scheme: Literal["ett_hourly", "ett_15min", "rat
         month = HOURS_PER_MONTH * (4 if scheme == "ett_15min" else 1)
         borders = {"train": (0, 12 * month), "val": (12 * month, 16 * month), "test": (16 * month, 20 * month)}
         if num_rows < 20 * month:
-            raise ValueError(f"the {scheme} split needs {20 * month} rows (20 months), the file has {num_rows}")
+            raise UsageError(f"the {scheme} split needs {20 * month} rows (20 months), the file has {num_rows}")
     return borders
 
 
@@ -107,13 +109,13 @@ class ForecastingWindows(Dataset):
 
     def __init__(self, values: np.ndarray, start: int, end: int, context_length: int, horizon: int) -> None:
         if context_length < 1 or horizon < 1:
-            raise ValueError(f"context_length and horizon must be >= 1, got {context_length}, {horizon}")
+            raise UsageError(f"context_length and horizon must be >= 1, got {context_length}, {horizon}")
         self.values = torch.from_numpy(np.ascontiguousarray(values))
         self.first = max(start - context_length, 0)  # the first window's context start
         self.context_length, self.horizon = context_length, horizon
         self.count = end - horizon - context_length - self.first + 1
         if self.count < 1:
-            raise ValueError(f"rows [{start}, {end}) hold no window of context {context_length} + horizon {horizon}")
+            raise UsageError(f"rows [{start}, {end}) hold no window of context {context_length} + horizon {horizon}")
 
     def __len__(self) -> int:
         return self.count

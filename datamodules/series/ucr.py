@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 
 NON_NORMALISED_UCR = frozenset({
     "AllGestureWiimoteX", "AllGestureWiimoteY", "AllGestureWiimoteZ", "BME", "Chinatown", "Crop",

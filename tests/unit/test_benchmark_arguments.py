@@ -8,7 +8,7 @@ from vtrep.benchmark.ett import benchmark_ett
 from vtrep.benchmark.quickstart import benchmark_quickstart
 from vtrep.benchmark.ucr import benchmark_ucr
 from vtrep.benchmark.video import benchmark_video
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 
 
 def ett(tmp_path, **kwargs):

@@ -1,6 +1,6 @@
 """``vtrep``'s error handling: a user's mistake is one ``error:`` line, a fault of vtrep's keeps its traceback.
 
-A user's mistake is a :class:`~vtrep.checks.UserError` (a refused value, a failed suite run) or a path that is
+A user's mistake is a :class:`~vtrep.errors.UserError` (a refused value, a failed suite run) or a path that is
 missing or already taken, anywhere in the cause chain (jsonargparse wraps constructors' errors).
 """
 
@@ -14,7 +14,8 @@ from vtrep.benchmark import ett
 from vtrep.benchmark.runner import RunFailedError
 from vtrep.callbacks.finite_loss import NonFiniteLossError
 from vtrep.callbacks.worker_faults import DataLoaderWorkerError
-from vtrep.checks import UsageError, positive_int
+from vtrep.checks import positive_int
+from vtrep.errors import UsageError
 from vtrep.cli import explain_user_errors
 
 
@@ -157,14 +158,23 @@ def test_a_wrong_value_is_named_with_what_the_key_takes(message, line):
      "vtrep fit: error: model.init_args.schedule must be one of 'warmup_cosine', 'patchtst_epochs'; got 'cosine'"),
     (["probe", "--encoder", "none", "--data", "datamodules.SyntheticVideoDataModule",
       "--data.init_args.num_per_class", "0"], "vtrep probe: error: num_per_class must be an integer >= 1, got 0"),
-], ids=["benchmark_list", "benchmark_key", "fit_literal", "probe_data_constructor"])
+    (["fit", "--config", "configs/experiment/quickstart.yaml", "--ckpt_path", "README.md"],
+     "vtrep fit: error: ckpt_path='README.md' is not a Lightning checkpoint (the .ckpt files vtrep fit writes under "
+     "checkpoints/)"),
+    (["fit", "--config", "configs/experiment/etth1_forecast.yaml", "--data.init_args.path", "README.md",
+      "--trainer.fast_dev_run", "true"],
+     "vtrep fit: error: {root}/README.md: no date column 'date'; columns are ['# vtrep']"),
+], ids=["benchmark_list", "benchmark_key", "fit_literal", "probe_data_constructor", "fit_ckpt_not_a_checkpoint",
+        "fit_csv_not_a_table"])
 def test_commands_report_a_wrong_value_or_key_without_the_usage_dump(args, line, capsys, monkeypatch):
     from pathlib import Path
 
     from vtrep.cli import main
 
     monkeypatch.delenv("VTREP_DEBUG", raising=False)
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    line = line.replace("{root}", str(root))
     with pytest.raises(SystemExit) as refused:
         main(args)
     err = capsys.readouterr().err

@@ -44,7 +44,8 @@ from pathlib import Path
 
 from vtrep.benchmark.forecast_scoring import PATCHTST_TEST_BATCH, forecast_test, with_patchtst_loader
 from vtrep.benchmark.runner import Run, cli_list, run_one, suite_list, suite_seeds, write_results_csv
-from vtrep.checks import UsageError, positive_int
+from vtrep.checks import positive_int
+from vtrep.errors import UsageError
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiment"

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vtrep.checks import UsageError, UserError, non_negative_int
+from vtrep.checks import non_negative_int
+from vtrep.errors import UsageError, UserError
 from vtrep.io.atomic_write import atomic_write
 
 MARKER = ".vtrep_benchmark_run"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
 from vtrep.benchmark.summary import write_summary
-from vtrep.checks import UsageError, positive_int
+from vtrep.checks import positive_int
+from vtrep.errors import UsageError
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "ts2vec_ucr.yaml"
 

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 
 from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.eval.probe_cli import check_protocol_options
 from vtrep.io.atomic_write import atomic_write
 

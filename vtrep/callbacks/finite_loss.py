@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from vtrep.checks import UserError
+from vtrep.errors import UserError
 
 
 class NonFiniteLossError(UserError, RuntimeError):

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from vtrep.checks import UserError
+from vtrep.errors import UserError
 
 # torch's wording (torch/utils/data/dataloader.py and the C++ SIGCHLD handler)
 KILLED = re.compile(r"DataLoader worker \(pid(?:\(s\))? [^)]*\) (?:is killed by signal|exited unexpectedly)")

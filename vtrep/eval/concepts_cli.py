@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vtrep.checks import UsageError, positive_int
+from vtrep.checks import positive_int
+from vtrep.errors import UsageError
 from vtrep.io.atomic_write import atomic_write
 
 

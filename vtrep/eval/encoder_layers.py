@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.eval.extract import grid_cells, series_tokens
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches

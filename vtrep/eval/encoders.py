@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.io.class_paths import LIBRARY_PACKAGES, VTREP_PACKAGES, check_class_path
 from vtrep.io.config_files import read_fit_config
 from vtrep.io.lightning_checkpoint import lightning_state_dict

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.io.atomic_write import atomic_write
 from vtrep.io.class_paths import import_class
 

@@ -13,7 +13,7 @@ import inspect
 import lightning as L
 from torch import nn
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 
 GEOMETRY = ("num_frames", "img_size")
 

@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vtrep.checks import UsageError, positive_int
+from vtrep.checks import positive_int
+from vtrep.errors import UsageError
 from vtrep.io.batches import batch_input_and_label
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]

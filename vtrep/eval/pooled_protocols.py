@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.eval.series_classification import evaluate_representations
 
 PooledProtocol = Literal["linear", "svm", "logistic", "knn"]

@@ -19,7 +19,8 @@ from typing import Literal
 import lightning as L
 import torch
 
-from vtrep.checks import UsageError, positive, positive_int
+from vtrep.checks import positive, positive_int
+from vtrep.errors import UsageError
 from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
 from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.multiview import ViewCounts

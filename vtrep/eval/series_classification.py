@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 
 SVM_C_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100, 1000, 10000, np.inf]
 MAX_SEARCH_SAMPLES = 10000

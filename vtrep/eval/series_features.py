@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 

@@ -19,7 +19,7 @@ import statistics
 import numpy as np
 import torch
 
-from vtrep.checks import UsageError
+from vtrep.errors import UsageError
 from vtrep.eval.multiview import ViewCounts, check_view_protocol, score_views, view_features
 from vtrep.eval.pooled_protocols import classify_pooled
 from vtrep.eval.token_probe import clip_tokens, fit_tokens

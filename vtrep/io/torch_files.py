@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from vtrep.errors import UsageError
+
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 WRAPPER_KEYS = ("model", "module", "state_dict", "model_state")  # training-script wrappers, tried in order
 
@@ -41,7 +43,7 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+        raise UsageError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
 
 
 def _first_sentence(err: BaseException) -> str:
@@ -65,16 +67,16 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights only" not in str(err).lower():
-            raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
+            raise UsageError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
                              f"{_first_sentence(err)}") from err
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         what = found.group(1) if found else "objects other than tensors and plain containers"
-        raise ValueError(f"{path} refers to {what}, which is not a tensor or plain container; unpickling it could "
+        raise UsageError(f"{path} refers to {what}, which is not a tensor or plain container; unpickling it could "
                          "run code, so vtrep reads checkpoints with torch.load(weights_only=True) and will not "
                          "unpickle them. If you trust the file, re-save its state dict (or convert it to "
                          "safetensors)") from err
     except Exception as err:  # torch raises RuntimeError, EOFError, KeyError ... for cut or foreign bytes
-        raise ValueError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
+        raise UsageError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
                          f"{_first_sentence(err)}") from err
 
 
@@ -96,10 +98,10 @@ def state_dict_mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) ->
 
 
 def load_matching_state(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, target: str) -> None:
-    """Load ``state`` strictly, or raise ``ValueError`` naming ``source`` (the file) and what does not match."""
+    """Load ``state`` strictly, or raise ``UsageError`` naming ``source`` (the file) and what does not match."""
     problem = state_dict_mismatch(module, state)
     if problem:
-        raise ValueError(f"{source} does not match {target}: {problem}")
+        raise UsageError(f"{source} does not match {target}: {problem}")
     module.load_state_dict(state)
 
 
@@ -115,14 +117,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     kind = sniff_format(path)
     if path.suffix == ".safetensors":
         if kind in ("torch-zip", "pickle"):
-            raise ValueError(f"{path} is named .safetensors but holds a pickle (torch.save) archive; refusing to "
+            raise UsageError(f"{path} is named .safetensors but holds a pickle (torch.save) archive; refusing to "
                              "unpickle a file given as safetensors. Rename it to .pth to read it with "
                              "torch.load(weights_only=True), or convert it to safetensors")
         return _load_safetensors(path)
     if path.suffix in PICKLE_SUFFIXES:
         obj = _load_safetensors(path) if kind == "safetensors" else load_torch_checkpoint(path)
         return unwrap_state_dict(obj, str(path))
-    raise ValueError(f"{path}: unknown checkpoint format; expected .safetensors or one of {PICKLE_SUFFIXES}")
+    raise UsageError(f"{path}: unknown checkpoint format; expected .safetensors or one of {PICKLE_SUFFIXES}")
 
 
 def unwrap_state_dict(obj: Any, name: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -132,11 +134,11 @@ def unwrap_state_dict(obj: Any, name: str = "checkpoint") -> dict[str, torch.Ten
         inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             odd = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)][:10]
-            raise ValueError(f"{name}: no state dict found; entries {odd} are not tensors and none of "
+            raise UsageError(f"{name}: no state dict found; entries {odd} are not tensors and none of "
                              f"{list(WRAPPER_KEYS)} holds one")
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(f"{name}: expected a non-empty mapping of tensors, got {type(obj).__name__}")
+        raise UsageError(f"{name}: expected a non-empty mapping of tensors, got {type(obj).__name__}")
     state = dict(obj)
     if all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel wrapper
         state = {k[len("module."):]: v for k, v in state.items()}
