@@ -58,3 +58,14 @@ def test_protocol_settings_are_the_training_functions_keywords():
     check_protocol_options("attentive", {"lrs": [1e-3], "self_attention_blocks": 1})  # accepted
     with pytest.raises(UsageError, match=r"protocol_options \['C'\] are not settings of protocol 'svm'; it takes none"):
         check_protocol_options("svm", {"C": 1.0})
+
+
+def test_a_failed_steps_log_tail_drops_the_childs_own_debug_hint(tmp_path):
+    from vtrep.benchmark.runner import log_tail
+
+    log = tmp_path / "fit.log"
+    log.write_text("x" * 3000 + "\nSeed set to 0\nvtrep fit: error: bad root\n(VTREP_DEBUG=1 shows the full error)\n")
+    assert log_tail(log).splitlines()[-2:] == ["Seed set to 0", "vtrep fit: error: bad root"]
+    assert len(log_tail(log)) < 2000
+    log.write_text("Traceback (most recent call last):\nKeyError: 'encoder'\n")
+    assert log_tail(log) == "Traceback (most recent call last):\nKeyError: 'encoder'"

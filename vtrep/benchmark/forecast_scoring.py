@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, RunFailedError
+from vtrep.benchmark.runner import Run, RunFailedError, log_tail
 from vtrep.io.atomic_write import atomic_write
 
 PATCHTST_TEST_BATCH = 128  # PatchTST's ETT scripts: --batch_size 128, and its test loader drops the last short batch
@@ -60,7 +60,7 @@ def run_vtrep_test(fit_folder: Path, checkpoint: Path, version: str = "test", ex
         done = subprocess.run(vtrep_test_command(fit_folder, checkpoint, folder, version, extra), stdout=log,
                               stderr=subprocess.STDOUT, env=os.environ.copy(), check=False)
     if done.returncode != 0:
-        tail = (folder / f"{version}.log").read_text()[-2000:].rstrip()
+        tail = log_tail(folder / f"{version}.log")
         raise RunFailedError(f"vtrep test in {folder} failed (exit {done.returncode}); {version}.log ends:\n{tail}")
     return read_test_metrics(folder / version / "metrics.csv")
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, RunFailedError, cli_list, run_suite, suite_seeds
+from vtrep.benchmark.runner import Run, RunFailedError, cli_list, log_tail, run_suite, suite_seeds
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -36,7 +36,7 @@ def probe_run(run: Run, fit_folder: Path, config: Path) -> dict:
     with open(fit_folder.parent / "probe.log", "w") as log:
         done = subprocess.run(probe_command(run, config, fit_folder, output), stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        tail = (fit_folder.parent / "probe.log").read_text()[-2000:].rstrip()
+        tail = log_tail(fit_folder.parent / "probe.log")
         raise RunFailedError(f"vtrep probe of seed {run.seed} failed (exit {done.returncode}); it ended:\n{tail}")
     result = json.loads(output.read_text())
     pretrained, random_init = result["pretrained"]["accuracy"], result["random_init"]["accuracy"]

@@ -38,6 +38,14 @@ MARKER = ".vtrep_benchmark_run"
 
 class RunFailedError(UserError, RuntimeError):
     """A suite's ``vtrep`` child process failed; the message names the run and ends with its log's last lines."""
+
+
+def log_tail(path: Path, chars: int = 2000) -> str:
+    """The end of a child's log for a :class:`RunFailedError` (less the child's own VTREP_DEBUG hint: ours follows)."""
+    lines = path.read_text()[-chars:].rstrip().splitlines()
+    if lines and lines[-1].startswith("(VTREP_DEBUG=1"):
+        lines.pop()
+    return "\n".join(lines)
 RESULT_COLUMNS = ["dataset", "seed", "protocol", "accuracy", "num_train", "num_test"]
 
 
@@ -141,7 +149,7 @@ def run_fit(run: Run, folder: Path) -> float:
     with open(folder / "fit.log", "w") as log:
         done = subprocess.run(fit_command(run, folder), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     if done.returncode != 0:
-        tail = (folder / "fit.log").read_text()[-2000:].rstrip()
+        tail = log_tail(folder / "fit.log")
         raise RunFailedError(f"vtrep fit of {run.dataset} seed {run.seed} failed (exit {done.returncode}); "
                            f"{folder / 'fit.log'} ends:\n{tail}")
     return time.perf_counter() - start
