@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import re
 import sys
 import warnings
+
+from vtrep.errors import UserError, debug_enabled
 
 # LightningCLI's subcommands, run by vtrep.cli_commands.VtrepCLI
 LIGHTNING_COMMANDS = {"fit": "train a model from YAML configs (pretraining or fine-tuning)",
@@ -80,8 +81,6 @@ def _user_facing(error: BaseException) -> BaseException | None:
     already taken (the message names it), a :class:`~vtrep.errors.UserError` (a refused value, a failed suite
     run) or Lightning's ``MisconfigurationException``. jsonargparse wraps a constructor's own error in a "Does
     not validate against any of the Union subtypes" dump, so the whole cause chain is searched."""
-    from vtrep.errors import UserError
-
     kinds: tuple[type, ...] = (FileNotFoundError, NotADirectoryError, FileExistsError, UserError)
     lightning = sys.modules.get("lightning.fabric.utilities.exceptions")
     if lightning is not None:  # loaded once a Lightning command ran: its refusal of a setting (max_epochs -3)
@@ -103,7 +102,7 @@ def explain_user_errors(command: str):
         yield
     except Exception as error:  # noqa: BLE001 - anything else is re-raised untouched
         cause = _user_facing(error)
-        if cause is None or os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False"):
+        if cause is None or debug_enabled():
             raise
         sys.stderr.write(f"vtrep {command}: error: {cause}\n(VTREP_DEBUG=1 shows the full error)\n")
         sys.exit(2)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from vtrep.cli_messages import ShortParseErrors, debug_enabled
-from vtrep.errors import UsageError
+from vtrep.cli_messages import ShortParseErrors
+from vtrep.errors import UsageError, debug_enabled
 
 
 def vtrep_choices() -> dict[str, list[str]]:

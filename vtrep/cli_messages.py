@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import inspect
-import os
 import re
 import sys
 from pathlib import Path
 
-from jsonargparse import ArgumentParser
+from jsonargparse import CLI, ArgumentParser
 
-from vtrep.errors import UsageError, UserError
+from vtrep.errors import UsageError, UserError, debug_enabled
 
 # jsonargparse's wording for a key no parser or class accepts
 _UNRECOGNISED = re.compile(r"Unrecognized arguments:\s*(--?[^\s=]+)", re.IGNORECASE)
@@ -231,11 +230,6 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-def debug_enabled() -> bool:
-    """``VTREP_DEBUG=1``: errors keep jsonargparse's full message and the traceback."""
-    return os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False")
-
-
 class ShortParseErrors:
     """A jsonargparse parser whose misspelt key or wrong value is a few lines, not the usage and the union dump."""
 
@@ -272,3 +266,9 @@ class CommandParser(ShortParseErrors, ArgumentParser):
             if isinstance(error, UserError) or debug_enabled():
                 raise
             raise UsageError(str(error)) from error
+
+
+def run_command(components, args: list[str] | None):
+    """Run a non-Lightning command (a function, or a dict of them for subcommands) as jsonargparse's CLI does,
+    with keyword options only and vtrep's short errors."""
+    return CLI(components, args=args, as_positional=False, parser_class=CommandParser)

@@ -7,6 +7,8 @@ raise them.
 
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
     """An error whose message is all a user needs: the value, file or run at fault and why.
@@ -18,3 +20,8 @@ class UserError(Exception):
 
 class UsageError(UserError, ValueError):
     """A value or file a user gave is refused: a command's or constructor's argument, a data file's content."""
+
+
+def debug_enabled() -> bool:
+    """``VTREP_DEBUG=1``: every error keeps its traceback (and jsonargparse's full message)."""
+    return os.environ.get("VTREP_DEBUG", "") not in ("", "0", "false", "False")

@@ -97,7 +97,8 @@ def test_concepts_command_writes_metrics_and_the_control_beside_them(features, t
     capsys.readouterr()
     with pytest.raises(SystemExit) as refused:
         main(["concepts", "--sae", str(saes[0]), "--features", str(trained), "--output", str(out)])
-    assert refused.value.code == 2 and f"vtrep concepts: error: {out} already holds a finished run" in capsys.readouterr().err
+    assert refused.value.code == 2
+    assert f"vtrep concepts: error: {out} already holds a finished run" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     _report_with_metrics(saes, trained, out, tmp_path)
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 
 def benchmark_cli(args: list[str] | None = None):
-    from jsonargparse import CLI
-
-    from vtrep.cli_messages import CommandParser
-
     from vtrep.benchmark.ett import benchmark_ett
     from vtrep.benchmark.quickstart import benchmark_quickstart
     from vtrep.benchmark.ucr import benchmark_ucr
     from vtrep.benchmark.video import benchmark_video
+    from vtrep.cli_messages import run_command
 
-    return CLI({"ucr": benchmark_ucr, "ett": benchmark_ett, "video": benchmark_video,
-                "quickstart": benchmark_quickstart}, args=args,
-               as_positional=False, parser_class=CommandParser)
+    return run_command({"ucr": benchmark_ucr, "ett": benchmark_ett, "video": benchmark_video,
+                        "quickstart": benchmark_quickstart}, args)

@@ -180,7 +180,7 @@ def _defaults(datasets, horizons, seeds, modes) -> tuple[list[str], list[int], l
         positive_int("horizons", horizon)
     seeds, modes = suite_seeds(seeds), suite_list("modes", modes, PRETRAINED_MODES)
     unknown = sorted(set(modes) - set(MODES))
-    if unknown or not modes:
+    if unknown:
         raise UsageError(f"modes must be among {list(MODES)}; got {modes}")
     return datasets, horizons, seeds, modes
 

@@ -157,8 +157,6 @@ def concepts(sae: str, features: str, output: str, control: Run | None = None, m
 
 
 def concepts_cli(args: list[str] | None = None) -> dict:
-    from jsonargparse import CLI
+    from vtrep.cli_messages import run_command
 
-    from vtrep.cli_messages import CommandParser
-
-    return CLI(concepts, args=args, as_positional=False, parser_class=CommandParser)
+    return run_command(concepts, args)

@@ -131,8 +131,6 @@ def _write_features(module, revin, kind, data, out: Path, split, features, encod
 
 
 def extract_cli(args: list[str] | None = None) -> Path:
-    from jsonargparse import CLI
+    from vtrep.cli_messages import run_command
 
-    from vtrep.cli_messages import CommandParser
-
-    return CLI(extract, args=args, as_positional=False, parser_class=CommandParser)
+    return run_command(extract, args)

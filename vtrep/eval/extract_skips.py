@@ -93,8 +93,8 @@ class SkippingExtraction:
         self.skipped = [{"item": i, **by_path[self.items._path(i)].as_dict()} for i in range(len(self.items))
                         if self.items._path(i) in by_path]  # a file listed twice is skipped as both items
         if len(self.skipped) == len(self.items):
-            raise TooManySkippedVideos(f"no video of the {self.split} split ({len(self.items)} files) could be loaded: every "
-                               "one was skipped (see the warnings above); nothing was written")
+            raise TooManySkippedVideos(f"no video of the {self.split} split ({len(self.items)} files) could be "
+                                       "loaded: every one was skipped (see the warnings above); nothing was written")
 
     def write_report(self, folder: Path) -> Path | None:
         """``skipped_videos.json`` / ``.txt`` (fit's report) into ``folder`` when anything was skipped."""

@@ -126,8 +126,6 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
 
 
 def probe_cli(args: list[str] | None = None) -> dict:
-    from jsonargparse import CLI
+    from vtrep.cli_messages import run_command
 
-    from vtrep.cli_messages import CommandParser
-
-    return CLI(probe, args=args, as_positional=False, parser_class=CommandParser)
+    return run_command(probe, args)

@@ -60,8 +60,6 @@ def import_videomae(source: str, output: str, layout: Literal["transformers", "o
 
 
 def import_cli(args: list[str] | None = None) -> Path:
-    from jsonargparse import CLI
+    from vtrep.cli_messages import run_command
 
-    from vtrep.cli_messages import CommandParser
-
-    return CLI(import_videomae, args=args, as_positional=False, parser_class=CommandParser)
+    return run_command(import_videomae, args)
