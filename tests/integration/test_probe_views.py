@@ -55,3 +55,17 @@ def test_bad_views_and_svm_views_are_refused(encoder, tmp_path, monkeypatch):
         _probe(encoder, tmp_path / "bad.json", "--test_views", "{clips: 0, crops: 3}")
     with pytest.raises(ValueError, match="protocol='svm'"):
         _probe(encoder, tmp_path / "svm.json", "--protocol", "svm", "--test_views", "{clips: 2, crops: 3}")
+
+
+def test_one_fold_is_refused_before_any_feature_is_extracted(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_DEBUG", "1")
+    import vtrep.eval.probe_cli as probe_cli
+
+    def never(*args, **kwargs):
+        raise AssertionError("the encoder was loaded before folds was checked")
+
+    monkeypatch.setattr(probe_cli, "load_encoder", never)
+    for folds in ("1", "0"):
+        with pytest.raises(ValueError, match=f"folds must be an integer >= 2, got {folds}"):
+            _probe(encoder, tmp_path / "folds.json", "--folds", folds)
+    assert not (tmp_path / "folds.json").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 from vtrep.benchmark.runner import Run, cli_list, run_suite, suite_list, suite_seeds
 from vtrep.errors import UsageError
 from vtrep.eval.probe_cli import check_protocol_options
+from vtrep.eval.video_probe import check_folds
 from vtrep.io.atomic_write import atomic_write
 
 DEFAULT_FIT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "fight_surv_pretrain.yaml"
@@ -75,8 +76,7 @@ def benchmark_video(root: str, output: str, fit_config: str | None = None, seeds
         progress: show a progress bar over the suite.
     """
     seeds, protocols = suite_seeds(seeds), suite_list("protocols", protocols, ["linear", "attentive"])
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:  # refused before any fit
-        raise UsageError(f"folds must be an integer >= 2, got {folds!r}")
+    check_folds(folds)  # before any fit
     config = Path(fit_config) if fit_config else DEFAULT_FIT_CONFIG
     if not config.is_file():
         raise FileNotFoundError(f"fit_config={str(config)!r} does not exist; pass the vtrep fit config to benchmark")

@@ -25,7 +25,7 @@ from vtrep.eval.encoders import encoder_kind, load_encoder, random_copy
 from vtrep.eval.geometry import with_encoder_geometry
 from vtrep.eval.multiview import ViewCounts
 from vtrep.eval.series_probe import probe_series
-from vtrep.eval.video_probe import probe_video
+from vtrep.eval.video_probe import check_folds, probe_video
 from vtrep.io.atomic_write import atomic_write
 
 Protocol = Literal["linear", "svm", "logistic", "knn", "attentive"]
@@ -99,7 +99,7 @@ def probe(encoder: str, data: L.LightningDataModule, protocol: Protocol | None =
         output: optional JSON file for the results (written atomically).
     """
     if folds is not None:
-        positive_int("folds", folds)
+        check_folds(folds)
     positive_int("epochs", epochs)
     positive("base_lr", base_lr)
     positive_int("probe_batch_size", probe_batch_size)

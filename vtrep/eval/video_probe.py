@@ -45,6 +45,12 @@ def fit_and_score(protocol: str, train: tuple, test: tuple, num_classes: int, se
     return {**result, "num_train": len(train[0]), "num_test": len(test[0])}
 
 
+def check_folds(folds) -> None:
+    """``folds`` is an integer >= 2: checked before any feature is extracted or encoder pretrained."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise UsageError(f"folds must be an integer >= 2, got {folds!r}")
+
+
 def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> np.ndarray:
     """The fold ``0..folds-1`` of each item: every class is spread over the folds as evenly as it can be."""
     labels = labels.numpy()
@@ -63,8 +69,7 @@ def cross_validate(protocol: str, x: torch.Tensor, y: torch.Tensor, folds: int, 
     Each fold trains on ``x`` of the other folds and tests on its own items of ``test_x`` (default ``x``;
     with ``views``, the items' test views ``(n, views, ...)``).
     """
-    if folds < 2:
-        raise UsageError(f"folds must be at least 2, got {folds}")
+    check_folds(folds)
     smallest = int(torch.bincount(y).min()) if len(y) else 0
     if smallest < folds:
         raise UsageError(f"folds={folds} needs at least {folds} clips of every class; the smallest class has "
