@@ -50,6 +50,30 @@ def test_residual_attention_first_layer_equals_plain_attention_and_carries_score
     torch.testing.assert_close(residual(x, prev)[0], residual.norm_ffn(y + residual.ffn(y)))
 
 
+def _attention_branch(block: SeriesTransformerBlock, x: torch.Tensor) -> torch.Tensor:
+    """What the block adds to ``x`` before its first norm: the attention output after its dropouts."""
+    seen = []
+    handle = block.norm_attn.register_forward_pre_hook(lambda module, args: seen.append(args[0] - x))
+    block(x)
+    handle.remove()
+    return seen[0]
+
+
+def test_proj_dropout_drops_the_attention_output_twice_as_patchtst_does():
+    torch.manual_seed(0)
+    x = torch.randn(64, 16, 32)
+    once = SeriesTransformerBlock(32, 4, 2.0, 0.3, "layer").train()
+    twice = SeriesTransformerBlock(32, 4, 2.0, 0.3, "layer", proj_dropout=0.3).train()
+    kept_once = (_attention_branch(once, x) != 0).float().mean().item()
+    kept_twice = (_attention_branch(twice, x) != 0).float().mean().item()
+    assert abs(kept_once - 0.7) < 0.01 and abs(kept_twice - 0.49) < 0.01  # PatchTST: (1 - 0.3)² of it survives
+    assert isinstance(once.proj_dropout, torch.nn.Identity)  # no extra random draws by default
+    twice.load_state_dict(once.state_dict())  # no new weights: checkpoints load across the option
+    torch.testing.assert_close(twice.eval()(x)[0], once.eval()(x)[0])
+    with pytest.raises(ValueError, match="proj_dropout must be in"):
+        PatchTSTEncoder(context_length=64, patch_length=16, stride=16, d_model=8, num_heads=2, proj_dropout=1.0)
+
+
 def test_encoder_chains_scores_through_its_layers():
     def build(residual):
         torch.manual_seed(0)

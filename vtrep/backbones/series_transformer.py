@@ -39,11 +39,13 @@ class SeriesTransformerBlock(nn.Module):
     """Post-norm encoder layer as in PatchTST: ``x = norm(x + attn(x))``, ``x = norm(x + ffn(x))``.
 
     With ``residual_attention`` the pre-softmax scores of the layer below are added to this layer's
-    (PatchTST's ``res_attention``); the layer returns its scores for the next one.
+    (PatchTST's ``res_attention``); the layer returns its scores for the next one. ``proj_dropout`` drops the
+    attention's projected output before the residual branch's own ``dropout`` (PatchTST's ``to_out`` dropout).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, norm: NormKind,
-                 attend: PatternAttention | None = None, residual_attention: bool = False) -> None:
+                 attend: PatternAttention | None = None, residual_attention: bool = False,
+                 proj_dropout: float = 0.0) -> None:
         super().__init__()
         self.attend = attend or PatternAttention()
         self.residual_attention = residual_attention
@@ -56,6 +58,8 @@ class SeriesTransformerBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.norm_attn, self.norm_ffn = make_norm(norm, dim), make_norm(norm, dim)
         self.dropout = nn.Dropout(dropout)
+        # Identity at 0, so the random stream (and the results) of the default encoder stay as they were
+        self.proj_dropout = nn.Dropout(proj_dropout) if proj_dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor, prev_scores: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -70,7 +74,8 @@ class SeriesTransformerBlock(nn.Module):
             attn = scores.softmax(dim=-1) @ v
         else:
             attn = self.attend(q, k, v)
-        x = self.norm_attn(x + self.dropout(self.proj(attn.transpose(1, 2).reshape(n, length, dim))))
+        projected = self.proj_dropout(self.proj(attn.transpose(1, 2).reshape(n, length, dim)))
+        x = self.norm_attn(x + self.dropout(projected))
         return self.norm_ffn(x + self.dropout(self.ffn(x))), scores
 
 
@@ -80,8 +85,9 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
     Patches ``(B, C, Np, P)`` → tokens ``(B, C, Np, D)``. Channel independence: the ``C`` channels
     are ``B·C`` separate sequences through the same weights. PatchTST's residual attention (scores
     carried between layers, its default) is an option, off by default (the self-supervised configs use
-    plain attention). Deviation: PatchTST applies dropout twice to the attention output (projection and
-    residual branch); here once.
+    plain attention). PatchTST applies dropout twice to the attention output (its projection's
+    ``proj_dropout`` and the residual branch's, both ``dropout`` in its encoder layers); here the first is
+    ``proj_dropout``, 0 by default (the residual dropout alone).
 
     Args:
         context_length: series length ``T`` the encoder is built for (sets ``Np``).
@@ -101,6 +107,8 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
             ``padding_patch='end'``: 512 steps, patches of 16, stride 8 → 64 patches, "PatchTST/64").
         residual_attention: add the layer below's attention scores before the softmax (PatchTST's
             ``res_attention``); full attention only.
+        proj_dropout: dropout of the attention's projected output, before the residual dropout (PatchTST's
+            ``proj_dropout``, which it sets to ``dropout``); 0 applies none.
 
     ``config`` records these arguments (:mod:`vtrep.io.init_args`; the pattern as its own record).
     """
@@ -109,7 +117,7 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
                  depth: int = 3, num_heads: int = 16, mlp_ratio: float = 4.0, dropout: float = 0.2,
                  norm: NormKind = "batch", attention_pattern: Pattern | None = None,
                  attention_backend: Backend = "dense", attention_block_size: int | None = None,
-                 pad_end: bool = False, residual_attention: bool = False) -> None:
+                 pad_end: bool = False, residual_attention: bool = False, proj_dropout: float = 0.0) -> None:
         super().__init__()
         patch_geometry(self, context_length, patch_length, stride, pad_end)
         if residual_attention and attention_pattern is not None:
@@ -120,13 +128,14 @@ class PatchTSTEncoder(RecordsInitArgs, nn.Module):
         non_negative_int("depth", depth)
         positive("mlp_ratio", mlp_ratio)
         fraction("dropout", dropout)
+        fraction("proj_dropout", proj_dropout)
         attend = grid_attention(attention_pattern, attention_backend, attention_block_size, (self.num_patches, 1, 1))
         self.embed_dim = d_model
         self.patch_embed = nn.Linear(patch_length, d_model)
         self.pos_embed = nn.Parameter(torch.empty(self.num_patches, d_model).uniform_(-0.02, 0.02))
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(SeriesTransformerBlock(d_model, num_heads, mlp_ratio, dropout, norm, attend,
-                                                           residual_attention) for _ in range(depth))
+                                                           residual_attention, proj_dropout) for _ in range(depth))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Patches ``(B, C, Np, P)`` → tokens of the last block ``(B, C, Np, D)``."""
