@@ -31,10 +31,15 @@ def positive_int(name: str, value: Any) -> None:
         raise UsageError(f"{name} must be a positive integer, got {value!r}")
 
 
+def int_at_least(name: str, value: Any, minimum: int) -> None:
+    """``value`` is an integer >= ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def non_negative_int(name: str, value: Any) -> None:
     """``value`` is an integer >= 0."""
-    if not _is_int(value) or value < 0:
-        raise UsageError(f"{name} must be an integer >= 0, got {value!r}")
+    int_at_least(name, value, 0)
 
 
 def positive(name: str, value: Any) -> None:

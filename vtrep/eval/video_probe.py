@@ -19,6 +19,7 @@ import statistics
 import numpy as np
 import torch
 
+from vtrep.checks import int_at_least
 from vtrep.errors import UsageError
 from vtrep.eval.multiview import ViewCounts, check_view_protocol, score_views, view_features
 from vtrep.eval.pooled_protocols import classify_pooled
@@ -47,8 +48,7 @@ def fit_and_score(protocol: str, train: tuple, test: tuple, num_classes: int, se
 
 def check_folds(folds) -> None:
     """``folds`` is an integer >= 2: checked before any feature is extracted or encoder pretrained."""
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise UsageError(f"folds must be an integer >= 2, got {folds!r}")
+    int_at_least("folds", folds, 2)
 
 
 def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> np.ndarray:
