@@ -298,3 +298,26 @@ def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickl
     assert path.read_bytes()[:1] == b"\x80"
     assert sniff_format(path) == "safetensors"
     assert torch.equal(read_state_dict(path)["w"], torch.zeros(2))
+
+
+def test_the_command_line_passes_numbers_booleans_and_null_on_as_fit_words(tmp_path, monkeypatch):
+    # YAML reads '[--x,0.3]' as a string and a float; jsonargparse 4.53 refused the float for list[str]
+    from vtrep.benchmark import ett
+    from vtrep.benchmark.cli import benchmark_cli
+
+    plans = []
+
+    def run_steps(plan, out, *rest):
+        plans.append(plan)
+        out.mkdir()
+        return []
+
+    monkeypatch.setattr(ett, "_run_steps", run_steps)
+    write_csv(tmp_path / "Gen.csv", rows=10)
+    benchmark_cli(["ett", "--root", str(tmp_path), "--output", str(tmp_path / "out"), "--datasets", "[Gen]",
+                   "--forecast_args", "[--a,0.3,--b,true,--c,null,--d,'0.30',--e,1e-4]",
+                   "--pretrain_args", "[--f,7]", "--progress", "false"])
+    assert plans[0].forecast_args == ["--a", "0.3", "--b", "true", "--c", "null", "--d", "0.30", "--e", "0.0001"]
+    assert plans[0].pretrain_args == ["--f", "7"]
+    command = (tmp_path / "out" / "summary.md").read_text().splitlines()[0]
+    assert "--pretrain_args '[--f,7]' --forecast_args '[--a,0.3,--b,true,--c,null,--d,0.30,--e,0.0001]'" in command

@@ -43,7 +43,16 @@ from importlib import resources
 from pathlib import Path
 
 from vtrep.benchmark.forecast_scoring import PATCHTST_TEST_BATCH, forecast_test, with_patchtst_loader
-from vtrep.benchmark.runner import Run, cli_list, run_one, suite_list, suite_seeds, write_results_csv
+from vtrep.benchmark.runner import (
+    FitArgs,
+    Run,
+    cli_list,
+    fit_words,
+    run_one,
+    suite_list,
+    suite_seeds,
+    write_results_csv,
+)
 from vtrep.checks import positive_int
 from vtrep.errors import UsageError
 from vtrep.io.atomic_write import atomic_write
@@ -269,7 +278,7 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
                   seeds: list[int] | None = None, modes: list[str] | None = None, pretrain_config: str | None = None,
                   forecast_config: str | None = None, pretrain_epochs: int = 10, probe_epochs: int = 10,
                   finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
-                  pretrain_args: list[str] | None = None, forecast_args: list[str] | None = None,
+                  pretrain_args: FitArgs | None = None, forecast_args: FitArgs | None = None,
                   progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH,
                   supervised_config: str | None = None, supervised_epochs: int = 100) -> list[dict]:
     """Pretrain, probe and fine-tune (and / or train supervised) per (dataset, seed, horizon); write ``results.csv``
@@ -298,11 +307,12 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         supervised_epochs: its ``--trainer.max_epochs`` (PatchTST: 100, no early stopping).
     """
     datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
+    pretrain_args, forecast_args = fit_words(pretrain_args) or None, fit_words(forecast_args) or None
     positive_int("patchtst_test_batch", patchtst_test_batch)
     configs = _check_inputs(root, datasets, pretrain_config, forecast_config, supervised_config)
     plan = Plan(*configs[:3], {"pretrain": pretrain_epochs, "probe": probe_epochs, "finetune": finetune_epochs,
                                "supervised": supervised_epochs}, {"probe": probe_lr, "finetune": finetune_lr},
-                list(pretrain_args or []), list(forecast_args or []), patchtst_test_batch)
+                fit_words(pretrain_args), fit_words(forecast_args), patchtst_test_batch)
     results = _run_steps(plan, Path(output), configs[3], datasets, seeds, horizons, modes, progress)
     settings = dict(pretrain_config=pretrain_config, forecast_config=forecast_config, pretrain_epochs=pretrain_epochs,
                     probe_epochs=probe_epochs, finetune_epochs=finetune_epochs, probe_lr=probe_lr,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vtrep.benchmark.runner import Run, RunFailedError, cli_list, log_tail, run_suite, suite_seeds
+from vtrep.benchmark.runner import FitArgs, Run, RunFailedError, cli_list, fit_words, log_tail, run_suite, suite_seeds
 from vtrep.io.atomic_write import atomic_write
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -64,7 +64,7 @@ def summary_markdown(results: list[dict], command: str) -> str:
 
 
 def benchmark_quickstart(output: str, seeds: list[int] | None = None, fit_config: str | None = None,
-                         probe_config: str | None = None, fit_args: list[str] | None = None,
+                         probe_config: str | None = None, fit_args: FitArgs | None = None,
                          progress: bool = True) -> list[dict]:
     """The quickstart (fit + linear probe vs random init) at each seed; ``results.csv`` and ``summary.md``.
 
@@ -73,16 +73,16 @@ def benchmark_quickstart(output: str, seeds: list[int] | None = None, fit_config
         seeds: seeds of the fit and the probe (default 0, 1, 2).
         fit_config: the ``vtrep fit`` config (default ``configs/experiment/quickstart.yaml``).
         probe_config: the ``vtrep probe`` config (default ``configs/probe/quickstart.yaml``).
-        fit_args: extra ``vtrep fit`` arguments, e.g. ``[--trainer.max_epochs, '2']`` for a smoke run.
+        fit_args: extra ``vtrep fit`` arguments, e.g. ``[--trainer.max_epochs,2]`` for a smoke run.
         progress: show a progress bar over the seeds.
     """
-    seeds = suite_seeds(seeds)
+    seeds, fit_args = suite_seeds(seeds), fit_words(fit_args)
     fit, probe = (Path(c) if c else d for c, d in ((fit_config, DEFAULT_FIT_CONFIG), (probe_config, DEFAULT_PROBE_CONFIG)))
     for name, path in (("fit_config", fit), ("probe_config", probe)):
         if not path.is_file():
             raise FileNotFoundError(f"{name}={str(path)!r} does not exist")
     settings = {"config_text": probe.read_text()}  # the text, not the path: a moved checkout still resumes
-    runs = [Run("quickstart", int(seed), str(fit.resolve()), tuple(fit_args or ()), settings) for seed in seeds]
+    runs = [Run("quickstart", int(seed), str(fit.resolve()), tuple(fit_args), settings) for seed in seeds]
     out = Path(output)
     results = run_suite(runs, out, lambda run, folder: probe_run(run, folder, probe.resolve()), progress,
                         columns=COLUMNS)

@@ -67,6 +67,23 @@ def suite_seeds(seeds: list[int] | None) -> list[int]:
     return seeds
 
 
+FitArgs = list[str | bool | int | float | None]
+"""Pass-through ``vtrep fit`` words as the benchmark commands take them. The shell word ``'[--x,0.3]'`` reaches us
+as YAML, a string and a number; jsonargparse 4.53 no longer turns the number back into a string for ``list[str]``
+(it refused the README's ``--forecast_args``), so numbers, booleans and null are taken and written back as words."""
+
+
+def fit_words(args: FitArgs | None) -> list[str]:
+    """``args`` as ``vtrep fit`` command-line words: ``0.3`` → ``"0.3"``, ``True`` → ``"true"``, ``None`` → ``"null"``."""
+    def word(value) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+    return [word(value) for value in args or []]
+
+
 def cli_list(values: list) -> str:
     """``values`` as one shell word the benchmark commands parse as a list: ``'[a,b]'``."""
     return "'[" + ",".join(str(v) for v in values) + "]'"
