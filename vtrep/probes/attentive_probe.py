@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vtrep.checks import fraction, non_negative_int, positive, positive_int
+from vtrep.checks import fraction, non_negative, non_negative_int, positive, positive_int
 from vtrep.optim.schedule import WarmupCosine
 from vtrep.probes.linear_probe import ProbeResult
 
@@ -204,8 +204,7 @@ def _check_inputs(train_tokens, train_y, eval_tokens, eval_y, num_classes, lrs, 
     for lr in lrs:
         positive("lr", lr)
     for wd in weight_decays:
-        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"weight decay must be a finite number >= 0, got {wd!r}")
+        non_negative("weight decay", wd)
 
 
 def _param_groups(probe: nn.Module, lr: float, weight_decay: float) -> list[dict]:

@@ -57,11 +57,10 @@ Encoding or decoding before the candidates are set raises (``RuntimeError`` nami
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from vtrep.checks import non_negative, non_negative_int, positive_int
 from vtrep.sae.topk import TopKSAE
 
 _CHUNK_ENTRIES = 1 << 24  # distance-matrix entries per chunk in k-means (64 MiB in float32)
@@ -135,10 +134,8 @@ class ArchetypalSAE(TopKSAE):
             raise ValueError(f"k must be an integer in [1, num_latents={num_latents}], got {k!r}")
         super().__init__(d_in, num_latents, k=k, aux_k=aux_k, aux_coef=aux_coef,
                          dead_after_tokens=dead_after_tokens)
-        if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates <= 0:
-            raise ValueError(f"n_candidates must be a positive integer, got {n_candidates!r}")
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) or delta < 0:
-            raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
+        positive_int("n_candidates", n_candidates)
+        non_negative("delta", delta)
         if not isinstance(use_multiplier, bool):
             raise ValueError(f"use_multiplier must be True or False, got {use_multiplier!r}")
         self.n_candidates, self.delta, self.use_multiplier = n_candidates, float(delta), use_multiplier
@@ -209,8 +206,7 @@ class ArchetypalSAE(TopKSAE):
         if x.shape[0] < self.n_candidates:
             raise ValueError(f"init_candidates needs at least n_candidates={self.n_candidates} inputs, got "
                              f"{x.shape[0]}: pass a larger sample or lower n_candidates")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-            raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+        non_negative_int("iterations", iterations)
         points = (self.scale_input(x) - self.b_dec).to(self.candidates.dtype)
         self.candidates.copy_(kmeans(points, self.n_candidates, iterations))
         self.archetype_weights.copy_(self.initial_weights())

@@ -53,6 +53,7 @@ import math
 
 import torch
 
+from vtrep.checks import non_negative_int
 from vtrep.sae.base import SAEOutput
 from vtrep.sae.topk import TopKSAE, topk_codes
 
@@ -95,8 +96,7 @@ class ATMSAE(TopKSAE):
         self.importance_momentum = _number("importance_momentum", importance_momentum, 0.0, 1.0)
         self.threshold_std = _number("threshold_std", threshold_std, -math.inf)
         self.mask_rate = _number("mask_rate", mask_rate, 0.0)
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+        non_negative_int("warmup_steps", warmup_steps)
         self.warmup_steps = warmup_steps
         for name in STATISTICS:
             self.register_buffer(name, torch.zeros(num_latents))
