@@ -307,12 +307,12 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         supervised_epochs: its ``--trainer.max_epochs`` (PatchTST: 100, no early stopping).
     """
     datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
-    pretrain_args, forecast_args = fit_words(pretrain_args) or None, fit_words(forecast_args) or None
+    pretrain_args, forecast_args = fit_words(pretrain_args), fit_words(forecast_args)
     positive_int("patchtst_test_batch", patchtst_test_batch)
     configs = _check_inputs(root, datasets, pretrain_config, forecast_config, supervised_config)
     plan = Plan(*configs[:3], {"pretrain": pretrain_epochs, "probe": probe_epochs, "finetune": finetune_epochs,
                                "supervised": supervised_epochs}, {"probe": probe_lr, "finetune": finetune_lr},
-                fit_words(pretrain_args), fit_words(forecast_args), patchtst_test_batch)
+                pretrain_args, forecast_args, patchtst_test_batch)
     results = _run_steps(plan, Path(output), configs[3], datasets, seeds, horizons, modes, progress)
     settings = dict(pretrain_config=pretrain_config, forecast_config=forecast_config, pretrain_epochs=pretrain_epochs,
                     probe_epochs=probe_epochs, finetune_epochs=finetune_epochs, probe_lr=probe_lr,
