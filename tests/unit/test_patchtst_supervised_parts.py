@@ -109,6 +109,22 @@ def test_forecast_task_steps_patchtst_schedule_per_epoch():
         SeriesForecastTask(encoder, horizon=4, schedule="cosine")
 
 
+def test_patchtsts_never_stepped_one_cycle_leaves_adam_at_beta1_095_which_adam_betas_reproduces():
+    # PatchTST's exp_main: Adam(lr), then OneCycleLR(max_lr=lr, pct_start 0.3), never stepped under lradj type3
+    weight = torch.nn.Parameter(torch.zeros(2))
+    adam = torch.optim.Adam([weight], lr=1e-4)
+    torch.optim.lr_scheduler.OneCycleLR(adam, max_lr=1e-4, steps_per_epoch=57, epochs=100, pct_start=0.3)
+    assert adam.param_groups[0]["betas"] == (0.95, 0.999) and adam.param_groups[0]["lr"] == pytest.approx(4e-6)
+    encoder = PatchTSTEncoder(context_length=32, patch_length=8, stride=8, d_model=8, depth=1, num_heads=2)
+    default = SeriesForecastTask(encoder, horizon=4, schedule="patchtst_epochs").configure_optimizers()
+    assert default["optimizer"].param_groups[0]["betas"] == (0.9, 0.999)  # what the README's tables used
+    patchtst = SeriesForecastTask(encoder, horizon=4, schedule="patchtst_epochs", adam_betas=(0.95, 0.999))
+    assert patchtst.configure_optimizers()["optimizer"].param_groups[0]["betas"] == (0.95, 0.999)
+    for bad in ((1.0, 0.999), (0.9, -0.1), (0.9,)):
+        with pytest.raises(ValueError, match="adam_betas"):
+            SeriesForecastTask(encoder, horizon=4, adam_betas=bad)
+
+
 def test_forecasting_loader_drops_the_last_short_training_batch():
     data = ForecastingDataModule(context_length=32, horizon=4, batch_size=64, drop_last=True)
     data.setup()

@@ -34,8 +34,13 @@ def adamw_warmup_cosine(module: L.LightningModule, lr: float, weight_decay: floa
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def adamw_patchtst_epochs(module: L.LightningModule, lr: float, weight_decay: float = 0.0) -> dict:
-    """AdamW (with ``weight_decay`` 0: PatchTST's Adam) under :class:`PatchTSTEpochDecay`, stepped per epoch."""
-    optimizer = _adamw(module, lr, weight_decay, (0.9, 0.999))
+def adamw_patchtst_epochs(module: L.LightningModule, lr: float, weight_decay: float = 0.0,
+                          betas: tuple[float, float] = (0.9, 0.999)) -> dict:
+    """AdamW (with ``weight_decay`` 0: PatchTST's Adam) under :class:`PatchTSTEpochDecay`, stepped per epoch.
+
+    PatchTST's own runs have ``betas=(0.95, 0.999)`` (its never-stepped ``OneCycleLR`` set beta1; see
+    :class:`~vtrep.tasks.SeriesForecastTask`'s ``adam_betas``).
+    """
+    optimizer = _adamw(module, lr, weight_decay, betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, PatchTSTEpochDecay())
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

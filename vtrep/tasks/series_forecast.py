@@ -59,6 +59,9 @@ class SeriesForecastTask(PretrainTask):
         warmup_fraction: fraction of steps in linear warmup (``warmup_cosine`` only).
         schedule: ``warmup_cosine`` (per step, vtrep's default) or ``patchtst_epochs`` (PatchTST's supervised
             ``lradj='type3'`` per-epoch decay, :class:`~vtrep.optim.PatchTSTEpochDecay`; the PatchTST/64 recipe).
+        adam_betas: AdamW's ``(beta1, beta2)``. PatchTST's supervised code trains with ``(0.95, 0.999)``: its
+            ``OneCycleLR``, built but never stepped under ``type3``, sets Adam's beta1 to its ``max_momentum``
+            0.95 at construction. The default stays ``(0.9, 0.999)``, with which the README's tables were made.
         export_encoder: at the end of ``fit``, also save the (fine-tuned) encoder under the run folder; off by
             default, as a forecaster's product is its forecasts and checkpoint.
     """
@@ -68,10 +71,15 @@ class SeriesForecastTask(PretrainTask):
                  head_dropout: float = 0.0, lr: float = 1e-4, weight_decay: float = 0.0,
                  warmup_fraction: float = 0.1, export_encoder: bool = False,
                  head_checkpoint: str | None = None,
-                 schedule: Literal["warmup_cosine", "patchtst_epochs"] = "warmup_cosine") -> None:
+                 schedule: Literal["warmup_cosine", "patchtst_epochs"] = "warmup_cosine",
+                 adam_betas: tuple[float, float] = (0.9, 0.999)) -> None:
         super().__init__(export=export_encoder)
         positive_int("horizon", horizon)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
+        if len(adam_betas) != 2:
+            raise ValueError(f"adam_betas must be (beta1, beta2), got {adam_betas!r}")
+        fraction("adam_betas[0]", adam_betas[0])
+        fraction("adam_betas[1]", adam_betas[1])
         fraction("head_dropout", head_dropout)
         if schedule not in ("warmup_cosine", "patchtst_epochs"):
             raise ValueError(f"schedule must be 'warmup_cosine' or 'patchtst_epochs', got {schedule!r}")
@@ -129,5 +137,5 @@ class SeriesForecastTask(PretrainTask):
     def configure_optimizers(self):
         hp = self.hparams
         if hp.schedule == "patchtst_epochs":
-            return adamw_patchtst_epochs(self, hp.lr, hp.weight_decay)
-        return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
+            return adamw_patchtst_epochs(self, hp.lr, hp.weight_decay, tuple(hp.adam_betas))
+        return adamw_warmup_cosine(self, hp.lr, hp.weight_decay, hp.warmup_fraction, tuple(hp.adam_betas))
