@@ -7,6 +7,8 @@ the README's configs shrunk on the command line (context 48, width 8, one block,
 from __future__ import annotations
 
 import csv
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -315,9 +317,13 @@ def test_the_command_line_passes_numbers_booleans_and_null_on_as_fit_words(tmp_p
     monkeypatch.setattr(ett, "_run_steps", run_steps)
     write_csv(tmp_path / "Gen.csv", rows=10)
     benchmark_cli(["ett", "--root", str(tmp_path), "--output", str(tmp_path / "out"), "--datasets", "[Gen]",
-                   "--forecast_args", "[--a,0.3,--b,true,--c,null,--d,'0.30',--e,1e-4]",
+                   "--forecast_args", "[--a,0.3,--b,true,--c,null,--d,'0.30',--e,1e-4,--g,'[0.95,0.999]']",
                    "--pretrain_args", "[--f,7]", "--progress", "false"])
-    assert plans[0].forecast_args == ["--a", "0.3", "--b", "true", "--c", "null", "--d", "0.30", "--e", "0.0001"]
-    assert plans[0].pretrain_args == ["--f", "7"]
-    command = (tmp_path / "out" / "summary.md").read_text().splitlines()[0]
-    assert "--pretrain_args '[--f,7]' --forecast_args '[--a,0.3,--b,true,--c,null,--d,0.30,--e,0.0001]'" in command
+    words = ["--a", "0.3", "--b", "true", "--c", "null", "--d", "0.30", "--e", "0.0001", "--g", "[0.95,0.999]"]
+    assert plans[0].forecast_args == words and plans[0].pretrain_args == ["--f", "7"]
+    command = (tmp_path / "out" / "summary.md").read_text().splitlines()[0].strip("`")
+    assert """--pretrain_args '[--f,7]' --forecast_args '[--a,0.3,--b,true,--c,null,--d,0.30,--e,0.0001,--g,"[0.95,0.999]"]'""" in command
+    # the printed command reruns as it ran: a list-valued word stays one word ('0.30' is read back as 0.3)
+    shutil.rmtree(tmp_path / "out")
+    benchmark_cli(shlex.split(command)[2:] + ["--progress", "false"])
+    assert plans[1].forecast_args == [w if w != "0.30" else "0.3" for w in words]

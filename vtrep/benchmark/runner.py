@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -85,8 +86,16 @@ def fit_words(args: FitArgs | None) -> list[str]:
 
 
 def cli_list(values: list) -> str:
-    """``values`` as one shell word the benchmark commands parse as a list: ``'[a,b]'``."""
-    return "'[" + ",".join(str(v) for v in values) + "]'"
+    """``values`` as one shell word the benchmark commands parse back as the same list: ``'[a,b]'``.
+
+    A word YAML would read as more than a string (``[0.95,0.999]``, ``a: b``) is written double-quoted, and the
+    whole list is quoted for the shell, so the command printed beside a table reruns as it ran.
+    """
+    def word(value) -> str:
+        text = str(value)
+        plain = text and text == text.strip() and not any(c in text for c in '[]{},"#\'') and ": " not in text
+        return text if plain else json.dumps(text)
+    return shlex.quote("[" + ",".join(word(v) for v in values) + "]")
 
 @dataclass(frozen=True)
 class Run:
