@@ -58,3 +58,11 @@ def fraction(name: str, value: Any, include_one: bool = False) -> None:
     """``value`` is in ``[0, 1)`` (or ``[0, 1]`` with ``include_one``): dropout rates, warmup fractions."""
     if not _is_number(value) or value < 0 or value > 1 or (value == 1 and not include_one):
         raise UsageError(f"{name} must be in [0, 1{']' if include_one else ')'}, got {value!r}")
+
+
+def beta_pair(name: str, value: Any) -> None:
+    """``value`` is an optimiser's ``(beta1, beta2)``: two numbers, each in ``[0, 1)``."""
+    if len(value) != 2:
+        raise UsageError(f"{name} must be two numbers in [0, 1), got {value!r}")
+    for index, beta in enumerate(value):
+        fraction(f"{name}[{index}]", beta)

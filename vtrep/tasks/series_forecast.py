@@ -17,7 +17,7 @@ from torch import nn
 
 from vtrep.backbones.series_mlp import PatchMLPEncoder
 from vtrep.backbones.series_transformer import PatchTSTEncoder
-from vtrep.checks import fraction, positive_int
+from vtrep.checks import beta_pair, fraction, positive_int
 from vtrep.layers.revin import RevIN
 from vtrep.layers.series_patch import encoder_patches
 from vtrep.optim import adamw_patchtst_epochs, adamw_warmup_cosine
@@ -76,10 +76,7 @@ class SeriesForecastTask(PretrainTask):
         super().__init__(export=export_encoder)
         positive_int("horizon", horizon)
         check_optimiser_args(lr, weight_decay, warmup_fraction)
-        if len(adam_betas) != 2:
-            raise ValueError(f"adam_betas must be (beta1, beta2), got {adam_betas!r}")
-        fraction("adam_betas[0]", adam_betas[0])
-        fraction("adam_betas[1]", adam_betas[1])
+        beta_pair("adam_betas", adam_betas)
         fraction("head_dropout", head_dropout)
         if schedule not in ("warmup_cosine", "patchtst_epochs"):
             raise ValueError(f"schedule must be 'warmup_cosine' or 'patchtst_epochs', got {schedule!r}")

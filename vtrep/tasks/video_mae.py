@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from vtrep.backbones.video_vit import VideoViT
-from vtrep.checks import fraction, non_negative, non_negative_int
+from vtrep.checks import beta_pair, non_negative, non_negative_int
 from vtrep.decoders.mae_decoder import MAEDecoder, MAEDecoderConfig
 from vtrep.io.batches import batch_input
 from vtrep.io.run_dir import run_dir
@@ -81,10 +81,7 @@ class VideoMAETask(PretrainTask):
         if batch_size_for_lr is not None and batch_size_for_lr < 1:
             raise ValueError(f"batch_size_for_lr must be a positive integer, got {batch_size_for_lr}")
         non_negative("weight_decay", weight_decay)
-        if len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        for index, beta in enumerate(betas):
-            fraction(f"betas[{index}]", beta)
+        beta_pair("betas", betas)
         non_negative_int("num_viz_clips", num_viz_clips)
         self.save_hyperparameters(ignore=["backbone", "masking", "target"])
         self.backbone = backbone
