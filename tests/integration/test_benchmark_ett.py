@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,47 @@ def test_the_command_line_passes_numbers_booleans_and_null_on_as_fit_words(tmp_p
     shutil.rmtree(tmp_path / "out")
     benchmark_cli(shlex.split(command)[2:] + ["--progress", "false"])
     assert plans[1].forecast_args == [w if w != "0.30" else "0.3" for w in words]
+
+
+def test_parallel_chains_write_results_in_suite_order_whichever_finishes_first(tmp_path, monkeypatch):
+    from vtrep.benchmark import ett
+
+    seed_1_done, threads = threading.Event(), set()
+
+    def finished(run, out, probe, folder=None):
+        threads.add(threading.current_thread().name)
+        if run.seed == 0:
+            assert seed_1_done.wait(20), "the chains did not run at the same time"
+        if run.probe.get("mode") is None:  # the pretraining
+            return {"encoder": "e"}
+        if run.seed == 1 and run.probe == {"horizon": 720, "mode": "supervised"}:
+            seed_1_done.set()
+        return {"dataset": run.dataset, "seed": run.seed, **run.probe, "mse": 0.1, "best_checkpoint": "c"}
+
+    monkeypatch.setattr(ett, "run_one", finished)
+    monkeypatch.setattr(ett, "with_patchtst_loader", lambda result, folder, batch: result)
+    write_csv(tmp_path / "Gen.csv", rows=10)
+    results = benchmark_ett(str(tmp_path), str(tmp_path / "out"), datasets=["Gen"], horizons=[96, 720],
+                            seeds=[0, 1], modes=["finetune", "supervised"], progress=False, jobs=2)
+    expected = [(seed, horizon, mode) for seed in (0, 1) for mode, horizon in
+                [("finetune", 96), ("finetune", 720), ("supervised", 96), ("supervised", 720)]]
+    assert [(r["seed"], r["horizon"], r["mode"]) for r in results] == expected
+    with open(tmp_path / "out" / "results.csv") as file:
+        assert [(int(r["seed"]), int(r["horizon"]), r["mode"]) for r in csv.DictReader(file)] == expected
+    assert len(threads) == 2
+    assert "--jobs 2" in (tmp_path / "out" / "summary.md").read_text().splitlines()[0]
+
+
+@pytest.mark.slow  # twelve vtrep processes
+def test_two_jobs_give_the_results_of_one_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTREP_NUM_THREADS", "1")  # the same threads both ways, so the same floats
+    (tmp_path / "data").mkdir()
+    write_csv(tmp_path / "data" / "Gen.csv")
+    suites = {jobs: benchmark_ett(str(tmp_path / "data"), str(tmp_path / f"jobs{jobs}"), datasets=["Gen"],
+                                  horizons=[8], seeds=[0, 1], modes=["supervised"], supervised_epochs=2,
+                                  forecast_args=SMALL, progress=False, patchtst_test_batch=TEST_BATCH, jobs=jobs)
+              for jobs in (1, 2)}
+    assert [r["seed"] for r in suites[2]] == [0, 1]
+    assert [(r["mse"], r["mae"], r["mse_patchtst_loader"]) for r in suites[2]] == [
+        (r["mse"], r["mae"], r["mse_patchtst_loader"]) for r in suites[1]]
+    assert (tmp_path / "jobs2" / "results.csv").read_text() == (tmp_path / "jobs1" / "results.csv").read_text()

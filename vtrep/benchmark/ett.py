@@ -37,12 +37,14 @@ import csv
 import inspect
 import statistics
 import sys
+import threading
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from vtrep.benchmark.forecast_scoring import PATCHTST_TEST_BATCH, forecast_test, with_patchtst_loader
+from vtrep.benchmark.parallel import run_chains
 from vtrep.benchmark.runner import (
     FitArgs,
     Run,
@@ -239,38 +241,56 @@ def _supervised_steps(plan: Plan, out: Path, csv_path: str, dataset: str, seed: 
 
 
 class _Report:
-    """The progress bar (the running step, the finished count); keeps the asked-for results in ``results.csv``."""
+    """The progress bar (the running step, the finished count); keeps the asked-for results in ``results.csv``.
 
-    def __init__(self, out: Path, modes: list[str], total: int, progress: bool) -> None:
+    Results are kept in suite order (dataset, seed, pretrained before supervised, horizon, mode) whichever chain
+    finishes first, so a parallel suite writes the same ``results.csv`` as a sequential one.
+    """
+
+    def __init__(self, out: Path, modes: list[str], total: int, progress: bool, order: dict[str, list]) -> None:
         from tqdm import tqdm
 
-        self.out, self.modes, self.results = out, modes, []
+        self.out, self.modes, self.order, self.results = out, modes, order, []
+        self.lock = threading.Lock()
         self.bar = tqdm(total=total, desc=f"benchmark {out.name}", unit="step", disable=not progress, file=sys.stderr)
 
     def starting(self, step: str) -> None:
         self.bar.set_postfix_str(step)
 
+    def _key(self, result: dict) -> tuple:
+        order = self.order
+        return (order["datasets"].index(result["dataset"]), order["seeds"].index(result["seed"]),
+                result["mode"] == "supervised", order["horizons"].index(result["horizon"]), MODES.index(result["mode"]))
+
     def __call__(self, result: dict | None) -> None:
-        self.bar.update()
-        if result is not None and result["mode"] in self.modes:
-            self.results.append(result)
-            write_results_csv(self.out / "results.csv", self.results, RESULT_COLUMNS)
+        with self.lock:
+            self.bar.update()
+            if result is not None and result["mode"] in self.modes:
+                self.results = sorted([*self.results, result], key=self._key)
+                write_results_csv(self.out / "results.csv", self.results, RESULT_COLUMNS)
 
 
-def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons, modes, progress: bool) -> list[dict]:
-    """Every step in order (finished ones read back); ``results.csv`` rewritten after each reported one."""
+def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons, modes, progress: bool,
+               jobs: int = 1) -> list[dict]:
+    """Every step (finished ones read back), one chain per (dataset, seed), ``jobs`` chains at a time;
+    ``results.csv`` rewritten after each reported step."""
     out.mkdir(parents=True, exist_ok=True)
     stages = ["probe", "finetune"] if "finetune" in modes else ["probe"] if "probe" in modes else []
     per_seed = (1 + len(stages) * len(horizons) if stages else 0) + (len(horizons) if "supervised" in modes else 0)
-    report = _Report(out, modes, len(datasets) * len(seeds) * per_seed, progress)
-    for dataset in datasets:
+    report = _Report(out, modes, len(datasets) * len(seeds) * per_seed, progress,
+                     {"datasets": datasets, "seeds": seeds, "horizons": horizons})
+
+    def chain(dataset: str, seed: int) -> None:
         csv_path = str(root_path / f"{dataset}.csv")
-        for seed in seeds:
-            if stages:
-                _pretrained_steps(plan, out, csv_path, dataset, seed, horizons, stages, report)
-            if "supervised" in modes:
-                _supervised_steps(plan, out, csv_path, dataset, seed, horizons, report)
-    report.bar.close()
+        if stages:
+            _pretrained_steps(plan, out, csv_path, dataset, seed, horizons, stages, report)
+        if "supervised" in modes:
+            _supervised_steps(plan, out, csv_path, dataset, seed, horizons, report)
+
+    try:
+        run_chains([partial(chain, dataset, seed) for dataset in datasets for seed in seeds], jobs)
+    finally:
+        report.bar.close()
     return report.results
 
 
@@ -280,7 +300,7 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
                   finetune_epochs: int = 10, probe_lr: float = 1e-3, finetune_lr: float = 1e-4,
                   pretrain_args: FitArgs | None = None, forecast_args: FitArgs | None = None,
                   progress: bool = True, patchtst_test_batch: int = PATCHTST_TEST_BATCH,
-                  supervised_config: str | None = None, supervised_epochs: int = 100) -> list[dict]:
+                  supervised_config: str | None = None, supervised_epochs: int = 100, jobs: int = 1) -> list[dict]:
     """Pretrain, probe and fine-tune (and / or train supervised) per (dataset, seed, horizon); write ``results.csv``
     and ``summary.md``.
 
@@ -305,20 +325,24 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         patchtst_test_batch: the batch of the second test, PatchTST's loader (128, its ETT scripts' batch size).
         supervised_config: the supervised config (default ``configs/experiment/patchtst64_supervised.yaml``).
         supervised_epochs: its ``--trainer.max_epochs`` (PatchTST: 100, no early stopping).
+        jobs: how many (dataset, seed) chains run at once, each process with ``cores // jobs`` threads
+            (:mod:`vtrep.benchmark.parallel`); every step is a process of its own, so the results equal those of
+            one chain at a time at the same thread count (``VTREP_NUM_THREADS``).
     """
     datasets, horizons, seeds, modes = _defaults(datasets, horizons, seeds, modes)
     pretrain_args, forecast_args = fit_words(pretrain_args), fit_words(forecast_args)
     positive_int("patchtst_test_batch", patchtst_test_batch)
+    positive_int("jobs", jobs)
     configs = _check_inputs(root, datasets, pretrain_config, forecast_config, supervised_config)
     plan = Plan(*configs[:3], {"pretrain": pretrain_epochs, "probe": probe_epochs, "finetune": finetune_epochs,
                                "supervised": supervised_epochs}, {"probe": probe_lr, "finetune": finetune_lr},
                 pretrain_args, forecast_args, patchtst_test_batch)
-    results = _run_steps(plan, Path(output), configs[3], datasets, seeds, horizons, modes, progress)
+    results = _run_steps(plan, Path(output), configs[3], datasets, seeds, horizons, modes, progress, jobs)
     settings = dict(pretrain_config=pretrain_config, forecast_config=forecast_config, pretrain_epochs=pretrain_epochs,
                     probe_epochs=probe_epochs, finetune_epochs=finetune_epochs, probe_lr=probe_lr,
                     finetune_lr=finetune_lr, pretrain_args=pretrain_args, forecast_args=forecast_args,
                     patchtst_test_batch=patchtst_test_batch, supervised_config=supervised_config,
-                    supervised_epochs=supervised_epochs)
+                    supervised_epochs=supervised_epochs, jobs=jobs)
     command = (f"vtrep benchmark ett --root {root} --datasets {cli_list(datasets)} --horizons {cli_list(horizons)} "
                f"--seeds {cli_list(seeds)} --modes {cli_list(modes)}{changed_settings(settings)} --output {output}")
     text = summary_markdown(results, command)
