@@ -272,23 +272,25 @@ class _Report:
 
 def _run_steps(plan: Plan, out: Path, root_path: Path, datasets, seeds, horizons, modes, progress: bool,
                jobs: int = 1) -> list[dict]:
-    """Every step (finished ones read back), one chain per (dataset, seed), ``jobs`` chains at a time;
-    ``results.csv`` rewritten after each reported step."""
+    """Every step (finished ones read back), ``jobs`` chains at a time; ``results.csv`` rewritten after each
+    reported step."""
     out.mkdir(parents=True, exist_ok=True)
     stages = ["probe", "finetune"] if "finetune" in modes else ["probe"] if "probe" in modes else []
     per_seed = (1 + len(stages) * len(horizons) if stages else 0) + (len(horizons) if "supervised" in modes else 0)
     report = _Report(out, modes, len(datasets) * len(seeds) * per_seed, progress,
                      {"datasets": datasets, "seeds": seeds, "horizons": horizons})
 
-    def chain(dataset: str, seed: int) -> None:
+    chains = []  # per (dataset, seed): pretraining and the steps that start from it; each supervised horizon
+    for dataset in datasets:
         csv_path = str(root_path / f"{dataset}.csv")
-        if stages:
-            _pretrained_steps(plan, out, csv_path, dataset, seed, horizons, stages, report)
-        if "supervised" in modes:
-            _supervised_steps(plan, out, csv_path, dataset, seed, horizons, report)
-
+        for seed in seeds:
+            if stages:
+                chains.append(partial(_pretrained_steps, plan, out, csv_path, dataset, seed, horizons, stages, report))
+            if "supervised" in modes:
+                chains += [partial(_supervised_steps, plan, out, csv_path, dataset, seed, [horizon], report)
+                           for horizon in horizons]
     try:
-        run_chains([partial(chain, dataset, seed) for dataset in datasets for seed in seeds], jobs)
+        run_chains(chains, jobs)
     finally:
         report.bar.close()
     return report.results
@@ -325,7 +327,8 @@ def benchmark_ett(root: str, output: str, datasets: list[str] | None = None, hor
         patchtst_test_batch: the batch of the second test, PatchTST's loader (128, its ETT scripts' batch size).
         supervised_config: the supervised config (default ``configs/experiment/patchtst64_supervised.yaml``).
         supervised_epochs: its ``--trainer.max_epochs`` (PatchTST: 100, no early stopping).
-        jobs: how many (dataset, seed) chains run at once, each process with ``cores // jobs`` threads
+        jobs: how many chains run at once (a chain: one seed's pretraining and the probes and fine-tuning
+            from it, or one supervised horizon of a seed), each process with ``cores // jobs`` threads
             (:mod:`vtrep.benchmark.parallel`); every step is a process of its own, so the results equal those of
             one chain at a time at the same thread count (``VTREP_NUM_THREADS``).
     """
