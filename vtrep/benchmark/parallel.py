@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from vtrep.checks import positive_int
-from vtrep.hardware import THREADS_ENV, available_cores
+from vtrep.hardware import THREADS_ENV, available_cores, default_num_threads
 
 
 def threads_per_job(jobs: int, cores: int | None = None, env: dict[str, str] | None = None) -> int | None:
@@ -27,7 +27,7 @@ def threads_per_job(jobs: int, cores: int | None = None, env: dict[str, str] | N
     env = os.environ if env is None else env
     if jobs == 1 or env.get(THREADS_ENV, "").strip() or env.get("OMP_NUM_THREADS", "").strip():
         return None
-    return max(1, (available_cores() if cores is None else cores) // jobs)
+    return default_num_threads(available_cores() if cores is None else cores, num_workers=0, processes=jobs)
 
 
 @contextmanager
@@ -70,6 +70,6 @@ def run_chains(chains: list[Callable[[], None]], jobs: int = 1) -> None:
     with shared_cores(jobs), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vtrep-suite") as pool:
         futures = [pool.submit(guarded, chain) for chain in chains]
         wait(futures, return_when=FIRST_EXCEPTION)
-        errors = [f.exception() for f in futures if f.done() and f.exception() is not None]
+        errors = [error for error in (f.exception() for f in futures if f.done()) if error is not None]
         if errors:
             raise errors[0]  # leaving the block waits for the chains still running
